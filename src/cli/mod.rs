@@ -1,0 +1,210 @@
+//! The command line: argument definitions, dispatch and exit codes.
+
+mod offline;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::config::Config;
+use crate::pss::Level;
+
+/// Exit code: success, allowed, compliant.
+pub const EXIT_OK: u8 = 0;
+/// Exit code: error (bad input, config, I/O, cluster unreachable).
+pub const EXIT_ERROR: u8 = 1;
+/// Exit code: a finding (denied, violations, drift, missing default-deny…).
+pub const EXIT_FINDING: u8 = 3;
+
+/// What a command found: nothing to report, or a finding (exit 3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Success, allowed, compliant.
+    Clean,
+    /// Denied, violations, drift, missing default-deny, unsupported CNI.
+    Finding,
+}
+
+impl From<Outcome> for ExitCode {
+    fn from(o: Outcome) -> Self {
+        ExitCode::from(match o {
+            Outcome::Clean => EXIT_OK,
+            Outcome::Finding => EXIT_FINDING,
+        })
+    }
+}
+
+/// floe-guard: network and pod security for the floe data platform.
+///
+/// Exit codes: 0 success/allowed/compliant, 1 error, 2 usage, 3 a finding
+/// (denied, violations, drift, missing default-deny, CNI without
+/// NetworkPolicy support).
+#[derive(Debug, Parser)]
+#[command(name = "floe-guard", version, max_term_width = 100)]
+pub struct Cli {
+    /// Log filter (tracing `EnvFilter` syntax), e.g. `info` or `floe_guard=debug`.
+    #[arg(long, global = true, env = "FLOE_GUARD_LOG", default_value = "warn")]
+    pub log_level: String,
+    /// Log line format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Preview what the webhook does to a pod: the hardened pod, or the denial.
+    Mutate(MutateArgs),
+    /// Check a Namespace's Pod Security Standards labels as the webhook would.
+    CheckNamespace(CheckNamespaceArgs),
+    /// Pod Security Standards checks.
+    #[command(subcommand)]
+    Pss(PssCommand),
+}
+
+/// `--config`, shared by every command that reads the floe manifest.
+#[derive(Debug, Clone, Args)]
+pub struct ConfigArg {
+    /// The floe `manifest.yaml` (its `domains:` and `security:` sections);
+    /// built-in defaults when absent.
+    #[arg(long, short = 'c', env = "FLOE_GUARD_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+impl ConfigArg {
+    /// Loads the configuration, or the defaults.
+    pub fn load(&self) -> anyhow::Result<Config> {
+        Ok(Config::load_or_default(self.config.as_deref())?)
+    }
+}
+
+/// `floe-guard mutate`.
+#[derive(Debug, Args)]
+pub struct MutateArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// The Pod (YAML or JSON); `-` reads standard input.
+    #[arg(short = 'f', long = "filename", value_name = "FILE")]
+    pub file: PathBuf,
+    /// Namespace of the pod (default: its metadata.namespace, else floe-jobs).
+    #[arg(short = 'n', long)]
+    pub namespace: Option<String>,
+    /// Requesting user, for the configured user exemptions.
+    #[arg(
+        long,
+        default_value = "system:serviceaccount:kube-system:job-controller"
+    )]
+    pub user: String,
+    /// Output: the hardened pod as YAML or JSON, or the JSONPatch.
+    #[arg(short = 'o', long, value_enum, default_value_t = MutateOutput::Yaml)]
+    pub output: MutateOutput,
+}
+
+/// Output of `mutate`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MutateOutput {
+    /// The hardened pod as YAML.
+    Yaml,
+    /// The hardened pod as JSON.
+    Json,
+    /// The RFC 6902 JSONPatch.
+    Patch,
+}
+
+/// `floe-guard check-namespace`.
+#[derive(Debug, Args)]
+pub struct CheckNamespaceArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// The Namespace (YAML or JSON); `-` reads standard input.
+    #[arg(short = 'f', long = "filename", value_name = "FILE")]
+    pub file: PathBuf,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value_t = TextOrJson::Text)]
+    pub output: TextOrJson,
+}
+
+/// `floe-guard pss …`.
+#[derive(Debug, Subcommand)]
+pub enum PssCommand {
+    /// Evaluate a Pod (or a workload's pod template) against a PSS level.
+    Check(PssCheckArgs),
+}
+
+/// `floe-guard pss check`.
+#[derive(Debug, Args)]
+pub struct PssCheckArgs {
+    /// The level to check against.
+    #[arg(long, value_parser = parse_level)]
+    pub level: Level,
+    /// The Pod (YAML or JSON); `-` reads standard input.
+    #[arg(short = 'f', long = "filename", value_name = "FILE")]
+    pub file: PathBuf,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value_t = TextOrJson::Text)]
+    pub output: TextOrJson,
+}
+
+fn parse_level(s: &str) -> Result<Level, String> {
+    match s.parse()? {
+        Level::Privileged => {
+            Err("privileged allows everything: check baseline or restricted".into())
+        }
+        level => Ok(level),
+    }
+}
+
+/// Text for people, JSON for programs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TextOrJson {
+    /// Human-readable text.
+    Text,
+    /// JSON.
+    Json,
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
+    match cli.command {
+        Command::Mutate(a) => offline::mutate(a),
+        Command::CheckNamespace(a) => offline::check_namespace(a),
+        Command::Pss(PssCommand::Check(a)) => offline::pss_check(a),
+    }
+}
+
+/// Reads a file, or standard input for `-`.
+pub fn read_input(path: &Path) -> anyhow::Result<String> {
+    if path == Path::new("-") {
+        let mut s = String::new();
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .context("cannot read standard input")?;
+        Ok(s)
+    } else {
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
+    }
+}
+
+/// How `path` is named in messages.
+pub fn input_name(path: &Path) -> String {
+    if path == Path::new("-") {
+        "<stdin>".into()
+    } else {
+        path.display().to_string()
+    }
+}

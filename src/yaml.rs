@@ -1,0 +1,68 @@
+//! Reading Kubernetes objects from YAML or JSON files.
+
+use anyhow::{Context, anyhow, bail};
+use k8s_openapi::api::core::v1::PodSpec;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde_json::Value;
+
+/// Parses one YAML (or JSON) document into untyped JSON.
+pub fn parse_one(text: &str, origin: &str) -> anyhow::Result<Value> {
+    let value: Value = serde_yaml_ng::from_str(text)
+        .map_err(|e| anyhow!("{origin}: not a valid YAML or JSON document: {e}"))?;
+    if !value.is_object() {
+        bail!("{origin}: expected a Kubernetes object (a mapping with apiVersion and kind)");
+    }
+    Ok(value)
+}
+
+/// Parses every document of a multi-document YAML stream, skipping empty ones.
+pub fn parse_all(text: &str, origin: &str) -> anyhow::Result<Vec<Value>> {
+    let mut out = Vec::new();
+    for (i, doc) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
+        let value = <Value as serde::Deserialize>::deserialize(doc)
+            .map_err(|e| anyhow!("{origin}: document {}: not valid YAML: {e}", i + 1))?;
+        if !value.is_null() {
+            out.push(value);
+        }
+    }
+    Ok(out)
+}
+
+/// The kind of an object, for messages.
+pub fn kind_of(object: &Value) -> &str {
+    object
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or("<no kind>")
+}
+
+/// The pod metadata and spec of a Pod, or of a workload's pod template
+/// (Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob, PodTemplate).
+pub fn pod_template(object: &Value, origin: &str) -> anyhow::Result<(ObjectMeta, PodSpec)> {
+    let kind = kind_of(object);
+    let template = match kind {
+        "Pod" => object,
+        "Deployment"
+        | "StatefulSet"
+        | "DaemonSet"
+        | "ReplicaSet"
+        | "Job"
+        | "ReplicationController" => &object["spec"]["template"],
+        "CronJob" => &object["spec"]["jobTemplate"]["spec"]["template"],
+        "PodTemplate" => &object["template"],
+        other => {
+            bail!("{origin}: expected a Pod or a workload with a pod template, got kind {other}")
+        }
+    };
+    let meta = match template.get("metadata") {
+        Some(m) => serde_json::from_value(m.clone())
+            .with_context(|| format!("{origin}: invalid {kind} metadata"))?,
+        None => ObjectMeta::default(),
+    };
+    let spec = template
+        .get("spec")
+        .ok_or_else(|| anyhow!("{origin}: the {kind} has no pod spec"))?;
+    let spec = serde_json::from_value(spec.clone())
+        .with_context(|| format!("{origin}: invalid {kind} pod spec"))?;
+    Ok((meta, spec))
+}
