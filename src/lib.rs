@@ -4,6 +4,7 @@
 //! Security Standards, NetworkPolicy generation) and thin I/O shells (server,
 //! cluster client, certificates, CLI).
 
+pub mod admission;
 pub mod cli;
 pub mod config;
 pub mod pss;
