@@ -33,13 +33,11 @@ pub fn pss_check(a: PssCheckArgs) -> anyhow::Result<Outcome> {
             println!("{name}: satisfies {}", a.level)
         }
         TextOrJson::Text => {
-            println!(
-                "{name}: violates {} ({} problems)",
-                a.level,
-                violations.len()
-            );
+            let n = violations.len();
+            let noun = if n == 1 { "violation" } else { "violations" };
+            println!("{name}: violates {} ({n} {noun})", a.level);
             for v in &violations {
-                println!("  - {} at {}: {}", v.check, v.path, v.message);
+                println!("  - {} at {}\n      {}", v.check, v.path, v.message);
             }
         }
     }
