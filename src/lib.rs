@@ -9,3 +9,5 @@ pub mod cli;
 pub mod config;
 pub mod pss;
 pub mod yaml;
+pub mod harden;
+pub mod namespace;
