@@ -5,6 +5,7 @@
 //! cluster client, certificates, CLI).
 
 pub mod admission;
+pub mod certs;
 pub mod cli;
 pub mod config;
 pub mod pss;
