@@ -7,5 +7,6 @@
 pub mod admission;
 pub mod cli;
 pub mod config;
+pub mod network;
 pub mod pss;
 pub mod yaml;

@@ -1,5 +1,6 @@
 //! The command line: argument definitions, dispatch and exit codes.
 
+pub mod network;
 mod offline;
 
 use std::io::Read;
@@ -75,6 +76,9 @@ pub enum Command {
     /// Pod Security Standards checks.
     #[command(subcommand)]
     Pss(PssCommand),
+    /// NetworkPolicies: generate, validate, explain.
+    #[command(subcommand)]
+    Network(network::NetworkCommand),
 }
 
 /// `--config`, shared by every command that reads the floe manifest.
@@ -184,6 +188,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Mutate(a) => offline::mutate(a),
         Command::CheckNamespace(a) => offline::check_namespace(a),
         Command::Pss(PssCommand::Check(a)) => offline::pss_check(a),
+        Command::Network(c) => network::run(c),
     }
 }
 
