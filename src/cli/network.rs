@@ -245,8 +245,34 @@ async fn kube_client(cluster: &ClusterArgs) -> anyhow::Result<kube::Client> {
             .await
             .map_err(|e| anyhow!("cluster unreachable: no kubeconfig or in-cluster config: {e}"))?,
     };
-    config.connect_timeout = Some(std::time::Duration::from_secs(5));
+    let timeout = std::time::Duration::from_secs(5);
+    config.connect_timeout = Some(timeout);
     config.read_timeout = Some(std::time::Duration::from_secs(15));
+    // Probe the address first: an unreachable cluster is one clear line,
+    // not a client error log plus a transport error.
+    let url = &config.cluster_url;
+    let host = url
+        .host()
+        .unwrap_or_default()
+        .trim_matches(['[', ']'])
+        .to_string();
+    let port = url
+        .port_u16()
+        .unwrap_or(if url.scheme_str() == Some("http") {
+            80
+        } else {
+            443
+        });
+    match tokio::time::timeout(
+        timeout,
+        tokio::net::TcpStream::connect((host.as_str(), port)),
+    )
+    .await
+    {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => bail!("cluster unreachable: cannot connect to {url}: {e}"),
+        Err(_) => bail!("cluster unreachable: no answer from {url} within {timeout:?}"),
+    }
     kube::Client::try_from(config).map_err(|e| anyhow!("cluster unreachable: {e}"))
 }
 
