@@ -55,8 +55,9 @@ pub fn markdown(g: &Generated) -> String {
         None => line(
             w,
             "| Kubernetes API server | **unknown**: no API server egress is generated for \
-             `floe-platform` (nothing there can reach the API) until `bootstrap` discovers it or \
-             `security.network_policies.api_server` is set |",
+             `floe-platform` (only an endpoint outside the cluster CIDRs on 443 is reachable, as \
+             external HTTPS) until `bootstrap` discovers it or `security.network_policies.api_server` \
+             is set |",
         ),
     }
     match &g.cluster_cidrs {
@@ -64,7 +65,7 @@ pub fn markdown(g: &Generated) -> String {
             let cidrs: Vec<String> = cidrs.iter().map(|c| format!("`{c}`")).collect();
             let _ = writeln!(
                 w,
-                "| Pod and service CIDRs | {} (excepted from every CIDR allowance) |",
+                "| Pod and service CIDRs | {} (excepted from external HTTPS and from the CIDR allowances that contain them) |",
                 cidrs.join(", ")
             );
         }
