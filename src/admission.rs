@@ -4,7 +4,10 @@
 use std::collections::BTreeMap;
 
 use base64::Engine as _;
-use k8s_openapi::api::core::v1::{Pod, PodSpec};
+use k8s_openapi::api::core::v1::{
+    Container, ContainerPort, EphemeralContainer, Lifecycle, Pod, PodOS, PodSecurityContext,
+    PodSpec, Probe, SecurityContext, Volume, VolumeMount,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use serde::de::{DeserializeOwned, IgnoredAny};
 use serde::{Deserialize, Serialize};
@@ -59,7 +62,6 @@ pub struct ReviewLog {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct BadReview(pub String);
-
 
 /// Decodes, decides and encodes one review.
 ///
@@ -232,7 +234,7 @@ fn mutate(req: &mut Request<PodObject>, config: &Config) -> Answer {
             format!(
                 "floe-guard /mutate handles core/v1 Pods, got {}/{} {}: check the webhook's rules",
                 req.kind.group, req.kind.version, req.kind.kind
-            )
+            ),
         );
     }
     let operation = if req.operation == "CREATE" {
@@ -248,7 +250,11 @@ fn mutate(req: &mut Request<PodObject>, config: &Config) -> Answer {
         };
     };
     if req.name.is_none() {
-        req.name = object.metadata.name.clone().or(object.metadata.generate_name.clone());
+        req.name = object
+            .metadata
+            .name
+            .clone()
+            .or(object.metadata.generate_name.clone());
     }
     let namespace = req
         .namespace
@@ -284,14 +290,17 @@ fn validate(req: &mut Request<NamespaceObject>, config: &Config) -> Answer {
             format!(
                 "floe-guard /validate handles core/v1 Namespaces, got {}/{} {}: check the webhook's rules",
                 req.kind.group, req.kind.version, req.kind.kind
-            )
+            ),
         );
     }
     if !matches!(req.operation.as_str(), "CREATE" | "UPDATE") {
         return Answer::allow();
     }
     let Some(object) = req.object.take() else {
-        return Answer::deny(400, format!("a {} review without `request.object`", req.operation));
+        return Answer::deny(
+            400,
+            format!("a {} review without `request.object`", req.operation),
+        );
     };
     let meta = object.metadata;
     let name = req
@@ -350,12 +359,18 @@ struct UserInfo {
     username: String,
 }
 
-/// The parts of a Pod the decision reads (managedFields and status are skipped).
+/// The parts of a Pod the decision reads. Everything else (managedFields,
+/// env, resources, status…) is skipped unparsed: this is most of the bytes
+/// the API server sends, and most of the decoding time.
+///
+/// Hardening and the PSS checks must read no field that is not decoded here;
+/// `tests::lean_decoding_decides_like_full_decoding` holds them to it over the
+/// whole upstream conformance corpus.
 #[derive(Deserialize)]
 struct PodObject {
     #[serde(default)]
     metadata: PodMeta,
-    spec: Option<PodSpec>,
+    spec: Option<PodSpecFields>,
 }
 
 #[derive(Deserialize, Default)]
@@ -369,9 +384,94 @@ struct PodMeta {
     owner_references: Option<Vec<OwnerReference>>,
 }
 
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PodSpecFields {
+    #[serde(default)]
+    containers: Vec<ContainerFields>,
+    init_containers: Option<Vec<ContainerFields>>,
+    ephemeral_containers: Option<Vec<ContainerFields>>,
+    security_context: Option<PodSecurityContext>,
+    volumes: Option<Vec<Volume>>,
+    host_network: Option<bool>,
+    #[serde(rename = "hostPID")]
+    host_pid: Option<bool>,
+    #[serde(rename = "hostIPC")]
+    host_ipc: Option<bool>,
+    host_users: Option<bool>,
+    os: Option<PodOS>,
+    runtime_class_name: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ContainerFields {
+    #[serde(default)]
+    name: String,
+    security_context: Option<SecurityContext>,
+    ports: Option<Vec<ContainerPort>>,
+    liveness_probe: Option<Probe>,
+    readiness_probe: Option<Probe>,
+    startup_probe: Option<Probe>,
+    lifecycle: Option<Lifecycle>,
+    volume_mounts: Option<Vec<VolumeMount>>,
+}
+
+impl ContainerFields {
+    fn into_container(self) -> Container {
+        Container {
+            name: self.name,
+            security_context: self.security_context,
+            ports: self.ports,
+            liveness_probe: self.liveness_probe,
+            readiness_probe: self.readiness_probe,
+            startup_probe: self.startup_probe,
+            lifecycle: self.lifecycle,
+            volume_mounts: self.volume_mounts,
+            ..Container::default()
+        }
+    }
+
+    fn into_ephemeral(self) -> EphemeralContainer {
+        EphemeralContainer {
+            name: self.name,
+            security_context: self.security_context,
+            ports: self.ports,
+            liveness_probe: self.liveness_probe,
+            readiness_probe: self.readiness_probe,
+            startup_probe: self.startup_probe,
+            lifecycle: self.lifecycle,
+            volume_mounts: self.volume_mounts,
+            ..EphemeralContainer::default()
+        }
+    }
+}
+
 impl PodObject {
     fn into_pod(self) -> Pod {
         let m = self.metadata;
+        let spec = self.spec.map(|s| PodSpec {
+            containers: s
+                .containers
+                .into_iter()
+                .map(ContainerFields::into_container)
+                .collect(),
+            init_containers: s
+                .init_containers
+                .map(|v| v.into_iter().map(ContainerFields::into_container).collect()),
+            ephemeral_containers: s
+                .ephemeral_containers
+                .map(|v| v.into_iter().map(ContainerFields::into_ephemeral).collect()),
+            security_context: s.security_context,
+            volumes: s.volumes,
+            host_network: s.host_network,
+            host_pid: s.host_pid,
+            host_ipc: s.host_ipc,
+            host_users: s.host_users,
+            os: s.os,
+            runtime_class_name: s.runtime_class_name,
+            ..PodSpec::default()
+        });
         Pod {
             metadata: ObjectMeta {
                 name: m.name,
@@ -382,7 +482,7 @@ impl PodObject {
                 owner_references: m.owner_references,
                 ..ObjectMeta::default()
             },
-            spec: self.spec,
+            spec,
             status: None,
         }
     }
@@ -467,14 +567,21 @@ mod tests {
     }
 
     fn call(endpoint: Endpoint, review: &Value) -> (Value, ReviewLog) {
-        let r = super::review(endpoint, &serde_json::to_vec(review).unwrap(), &Config::default())
-            .expect("a well-formed answer");
+        let r = super::review(
+            endpoint,
+            &serde_json::to_vec(review).unwrap(),
+            &Config::default(),
+        )
+        .expect("a well-formed answer");
         (serde_json::from_slice(&r.body).unwrap(), r.log)
     }
 
     #[test]
     fn a_job_pod_gets_a_base64_json_patch_and_the_uid_back() {
-        let (out, log) = call(Endpoint::Mutate, &pod_review("CREATE", "floe-jobs", job_pod()));
+        let (out, log) = call(
+            Endpoint::Mutate,
+            &pod_review("CREATE", "floe-jobs", job_pod()),
+        );
         assert_eq!(out["apiVersion"], "admission.k8s.io/v1");
         assert_eq!(out["kind"], "AdmissionReview");
         let resp = &out["response"];
@@ -489,14 +596,25 @@ mod tests {
         json_patch::patch(&mut pod, &patch).unwrap();
         assert_eq!(pod["spec"]["securityContext"]["runAsNonRoot"], true);
         assert_eq!(log.uid, "705ab4f5-6393-11e8-b7cc-42010a800002");
-        assert_eq!((log.kind.as_str(), log.operation.as_str(), log.namespace.as_str(), log.name.as_str()),
-                   ("Pod", "CREATE", "floe-jobs", "j-"));
+        assert_eq!(
+            (
+                log.kind.as_str(),
+                log.operation.as_str(),
+                log.namespace.as_str(),
+                log.name.as_str()
+            ),
+            ("Pod", "CREATE", "floe-jobs", "j-")
+        );
         assert!(log.allowed && log.patch_ops == patch.0.len() && log.patch_bytes > 0);
     }
 
     #[test]
     fn out_of_scope_and_update_are_allowed_without_patch() {
-        for (op, ns) in [("CREATE", "default"), ("UPDATE", "floe-jobs"), ("DELETE", "floe-jobs")] {
+        for (op, ns) in [
+            ("CREATE", "default"),
+            ("UPDATE", "floe-jobs"),
+            ("DELETE", "floe-jobs"),
+        ] {
             let mut review = pod_review(op, ns, job_pod());
             if op == "DELETE" {
                 review["request"]["object"] = Value::Null;
@@ -517,7 +635,12 @@ mod tests {
         assert_eq!(resp["allowed"], false);
         assert_eq!(resp["status"]["code"], 403);
         assert_eq!(resp["status"]["reason"], "Forbidden");
-        assert!(resp["status"]["message"].as_str().unwrap().contains("privileged is true"));
+        assert!(
+            resp["status"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("privileged is true")
+        );
         assert!(!log.allowed);
     }
 
@@ -526,10 +649,18 @@ mod tests {
         let mut review = pod_review("CREATE", "floe-jobs", job_pod());
         review["request"]["kind"] = json!({"group": "apps", "version": "v1", "kind": "Deployment"});
         let (out, _) = call(Endpoint::Mutate, &review);
-        assert_eq!(out["response"]["uid"], "705ab4f5-6393-11e8-b7cc-42010a800002");
+        assert_eq!(
+            out["response"]["uid"],
+            "705ab4f5-6393-11e8-b7cc-42010a800002"
+        );
         assert_eq!(out["response"]["allowed"], false);
         assert_eq!(out["response"]["status"]["code"], 400);
-        assert!(out["response"]["status"]["message"].as_str().unwrap().contains("apps/v1 Deployment"));
+        assert!(
+            out["response"]["status"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("apps/v1 Deployment")
+        );
     }
 
     #[test]
@@ -550,12 +681,73 @@ mod tests {
         assert!(bad(b"").contains("not an AdmissionReview"));
         assert!(bad(b"{not json").contains("not an AdmissionReview"));
         assert!(bad(b"[1,2]").contains("not an AdmissionReview"));
-        assert!(bad(br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}"#).contains("no `request`"));
+        assert!(
+            bad(br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}"#)
+                .contains("no `request`")
+        );
         assert!(bad(br#"{"apiVersion":"admission.k8s.io/v1beta1","kind":"AdmissionReview","request":{"uid":"u"}}"#)
             .contains("admission.k8s.io/v1beta1"));
-        assert!(bad(br#"{"apiVersion":"v1","kind":"Pod"}"#).contains("expected kind AdmissionReview"));
+        assert!(
+            bad(br#"{"apiVersion":"v1","kind":"Pod"}"#).contains("expected kind AdmissionReview")
+        );
         assert!(bad(br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"operation":"CREATE"}}"#)
             .contains("uid"));
+    }
+
+    /// The decision on the lean decoding equals the one on the full Pod, for
+    /// every upstream PSS fixture at both levels and both `on_insecure` modes.
+    #[test]
+    fn lean_decoding_decides_like_full_decoding() {
+        let dir = std::env::var_os("FLOE_GUARD_PSS_CONFORMANCE")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| {
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/conformance/pss")
+            });
+        if !dir.is_dir() {
+            eprintln!(
+                "SKIPPED: PSS conformance corpus not found at {}",
+                dir.display()
+            );
+            return;
+        }
+        let mut override_cfg = Config::default();
+        override_cfg.security.pod_security.on_insecure = crate::config::OnInsecure::Override;
+        let mut seen = 0;
+        for level in ["baseline", "restricted"] {
+            for verdict in ["pass", "fail"] {
+                let d = dir.join(level).join("v1.37").join(verdict);
+                for f in std::fs::read_dir(d).unwrap() {
+                    let text = std::fs::read_to_string(f.unwrap().path()).unwrap();
+                    let mut object: Value = serde_yaml_ng::from_str(&text).unwrap();
+                    object["metadata"]["ownerReferences"] =
+                        job_pod()["metadata"]["ownerReferences"].clone();
+                    let full: Pod = serde_json::from_value(object.clone()).unwrap();
+                    let lean = serde_json::from_value::<PodObject>(object)
+                        .unwrap()
+                        .into_pod();
+                    for l in [crate::pss::Level::Baseline, crate::pss::Level::Restricted] {
+                        assert_eq!(
+                            crate::pss::check(&full.metadata, full.spec.as_ref().unwrap(), l),
+                            crate::pss::check(&lean.metadata, lean.spec.as_ref().unwrap(), l)
+                        );
+                    }
+                    for cfg in [&Config::default(), &override_cfg] {
+                        let req = PodRequest {
+                            namespace: "floe-jobs",
+                            operation: Operation::Create,
+                            username: "u",
+                        };
+                        let (mut a, mut b) = (full.clone(), lean.clone());
+                        assert_eq!(
+                            harden::harden(&mut a, &req, cfg),
+                            harden::harden(&mut b, &req, cfg)
+                        );
+                    }
+                    seen += 1;
+                }
+            }
+        }
+        assert_eq!(seen, 148);
     }
 
     fn ns_review(operation: &str, labels: Value) -> Value {
@@ -578,15 +770,27 @@ mod tests {
         assert_eq!(out["response"]["allowed"], true);
         assert!(out["response"].get("patch").is_none());
         let mut weakened = good.clone();
-        weakened.as_object_mut().unwrap().remove("pod-security.kubernetes.io/enforce");
+        weakened
+            .as_object_mut()
+            .unwrap()
+            .remove("pod-security.kubernetes.io/enforce");
         let (out, log) = call(Endpoint::Validate, &ns_review("UPDATE", weakened));
         assert_eq!(out["response"]["allowed"], false);
         assert_eq!(out["response"]["status"]["code"], 403);
         let msg = out["response"]["status"]["message"].as_str().unwrap();
-        assert!(msg.contains("enforce is missing") && msg.contains("kubectl label namespace floe-jobs"), "{msg}");
-        assert_eq!((log.kind.as_str(), log.name.as_str()), ("Namespace", "floe-jobs"));
+        assert!(
+            msg.contains("enforce is missing") && msg.contains("kubectl label namespace floe-jobs"),
+            "{msg}"
+        );
+        assert_eq!(
+            (log.kind.as_str(), log.name.as_str()),
+            ("Namespace", "floe-jobs")
+        );
         let mut delete = ns_review("DELETE", json!({}));
         delete["request"]["object"] = Value::Null;
-        assert_eq!(call(Endpoint::Validate, &delete).0["response"]["allowed"], true);
+        assert_eq!(
+            call(Endpoint::Validate, &delete).0["response"]["allowed"],
+            true
+        );
     }
 }

@@ -318,11 +318,25 @@ impl Config {
 
     /// Whether pods in this namespace are job pods' home (`floe-jobs` or a domain).
     pub fn is_job_namespace(&self, name: &str) -> bool {
-        name == JOBS_NAMESPACE
-            || name
-                .strip_prefix("floe-")
-                .and_then(|r| r.strip_suffix("-domain"))
-                .is_some_and(|d| self.domains.iter().any(|x| x == d))
+        name == JOBS_NAMESPACE || self.is_domain_namespace(name)
+    }
+
+    fn is_domain_namespace(&self, name: &str) -> bool {
+        name.strip_prefix("floe-")
+            .and_then(|r| r.strip_suffix("-domain"))
+            .is_some_and(|d| self.domains.iter().any(|x| x == d))
+    }
+
+    /// The configured PSS `enforce` level of a managed namespace (no allocation:
+    /// this runs on the admission hot path).
+    pub fn level_of(&self, name: &str) -> Option<Level> {
+        let ps = &self.security.pod_security;
+        match name {
+            PLATFORM_NAMESPACE => Some(ps.platform_level),
+            JOBS_NAMESPACE => Some(ps.jobs_level),
+            _ if self.is_domain_namespace(name) => Some(ps.domain_level),
+            _ => None,
+        }
     }
 
     /// Parses and validates a manifest; `origin` names the source in errors.
@@ -339,7 +353,9 @@ impl Config {
             let reason = e.into_inner().to_string();
             // The YAML error repeats the path as a prefix: say it once.
             let reason = match reason.split_once(": ") {
-                Some((head, rest)) if !head.is_empty() && path.starts_with(head) => rest.to_string(),
+                Some((head, rest)) if !head.is_empty() && path.starts_with(head) => {
+                    rest.to_string()
+                }
                 _ => reason,
             };
             err(path, reason)
@@ -629,13 +645,24 @@ security:
         let c = Config::from_yaml(text, "m").unwrap();
         let np = &c.security.network_policies;
         assert_eq!(np.cluster_cidrs.as_ref().unwrap().len(), 2);
-        assert_eq!(np.api_server.as_ref().unwrap().ports, [Port(443), Port(6443)]);
-        assert_eq!(np.jobs_egress_allow[1].pod_labels.as_ref().unwrap()["app"], "trino");
+        assert_eq!(
+            np.api_server.as_ref().unwrap().ports,
+            [Port(443), Port(6443)]
+        );
+        assert_eq!(
+            np.jobs_egress_allow[1].pod_labels.as_ref().unwrap()["app"],
+            "trino"
+        );
         assert_eq!(np.jobs_egress_allow[1].protocol, Protocol::TCP);
         let names: Vec<_> = c.managed_namespaces().into_iter().map(|n| n.name).collect();
         assert_eq!(
             names,
-            ["floe-platform", "floe-jobs", "floe-sales-domain", "floe-marketing-domain"]
+            [
+                "floe-platform",
+                "floe-jobs",
+                "floe-sales-domain",
+                "floe-marketing-domain"
+            ]
         );
         assert!(c.is_job_namespace("floe-sales-domain"));
         assert!(!c.is_job_namespace("floe-platform"));
@@ -700,16 +727,8 @@ security:
                 "security.pod_security.on_insecure",
                 "unknown variant",
             ),
-            (
-                "domains: [Sales]\n",
-                "domains",
-                "is not valid",
-            ),
-            (
-                "domains: [sales, sales]\n",
-                "domains[1]",
-                "duplicate",
-            ),
+            ("domains: [Sales]\n", "domains", "is not valid"),
+            ("domains: [sales, sales]\n", "domains[1]", "duplicate"),
             (
                 "security:\n  network_policies:\n    jobs_egress_allow:\n      - {name: x, port: 443}\n",
                 "security.network_policies.jobs_egress_allow[0]",
@@ -740,11 +759,7 @@ security:
                 "security.network_policies.api_server.cidrs",
                 "must not be empty",
             ),
-            (
-                "security: [1, 2]\n",
-                "security",
-                "invalid type",
-            ),
+            ("security: [1, 2]\n", "security", "invalid type"),
         ];
         for (yaml, path, reason) in cases {
             let e = error(yaml);
@@ -752,7 +767,10 @@ security:
             assert_eq!(&e.path, path, "for {yaml:?}: {e}");
             assert!(e.reason.contains(reason), "for {yaml:?}: {e}");
             let line = e.to_string();
-            assert!(line.contains("manifest.yaml") && line.contains(path), "{line}");
+            assert!(
+                line.contains("manifest.yaml") && line.contains(path),
+                "{line}"
+            );
         }
     }
 
