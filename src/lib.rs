@@ -8,6 +8,7 @@ pub mod admission;
 pub mod certs;
 pub mod cli;
 pub mod config;
+pub mod network;
 pub mod pss;
 pub mod yaml;
 pub mod harden;
