@@ -13,3 +13,4 @@ pub mod pss;
 pub mod yaml;
 pub mod harden;
 pub mod namespace;
+pub mod cluster;
