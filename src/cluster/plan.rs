@@ -174,17 +174,13 @@ fn content(obj: &Value) -> Value {
 }
 
 /// Names the result of an apply from the object before (`None`: absent) and
-/// the object the API server returned. The same `resourceVersion` means no
-/// write; otherwise the content decides (a dry run keeps the old version).
+/// the object the API server returned: its content decides, not its
+/// `resourceVersion` (a dry run returns a changed object with the old one).
 pub fn classify(before: Option<&Value>, after: &Value) -> Action {
-    let Some(before) = before else {
-        return Action::Created;
-    };
-    let rv = |v: &Value| v.pointer("/metadata/resourceVersion").cloned();
-    if rv(before).is_some() && rv(before) == rv(after) || content(before) == content(after) {
-        Action::Unchanged
-    } else {
-        Action::Configured
+    match before {
+        None => Action::Created,
+        Some(b) if content(b) == content(after) => Action::Unchanged,
+        Some(_) => Action::Configured,
     }
 }
 
@@ -314,15 +310,17 @@ mod tests {
     }
 
     #[test]
-    fn classify_uses_resource_version_then_content() {
+    fn classify_compares_content_not_bookkeeping() {
         let a = json!({"metadata": {"name": "x", "resourceVersion": "5"}, "spec": {"a": 1}});
         assert_eq!(classify(None, &a), Action::Created);
         assert_eq!(classify(Some(&a), &a), Action::Unchanged);
         let b = json!({"metadata": {"name": "x", "resourceVersion": "6"}, "spec": {"a": 2}});
         assert_eq!(classify(Some(&a), &b), Action::Configured);
         // A dry run returns the changed object with the old version.
-        let dry = json!({"metadata": {"name": "x", "resourceVersion": "6", "managedFields": []}, "spec": {"a": 1}});
-        assert_eq!(classify(Some(&a), &dry), Action::Unchanged);
+        let dry = json!({"metadata": {"name": "x", "resourceVersion": "5"}, "spec": {"a": 2}});
+        assert_eq!(classify(Some(&a), &dry), Action::Configured);
+        let bookkeeping = json!({"metadata": {"name": "x", "resourceVersion": "7", "managedFields": [], "generation": 2}, "spec": {"a": 1}});
+        assert_eq!(classify(Some(&a), &bookkeeping), Action::Unchanged);
     }
 
     #[test]
