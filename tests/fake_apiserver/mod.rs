@@ -901,6 +901,20 @@ impl FakeApiServer {
         }
     }
 
+    /// Removes an object, as if deleted by someone else.
+    pub fn remove(&self, kind: &str, namespace: Option<&str>, name: &str) {
+        let k = Kind::of(kind);
+        let mut st = self.state.lock().expect("state");
+        st.objects
+            .remove(&(
+                k.plural,
+                namespace.unwrap_or_default().to_string(),
+                name.to_string(),
+            ))
+            .expect("object to remove");
+        st.rv += 1;
+    }
+
     /// An object as stored, if any.
     pub fn get(&self, kind: &str, namespace: Option<&str>, name: &str) -> Option<Value> {
         let k = Kind::of(kind);
