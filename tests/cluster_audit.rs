@@ -89,7 +89,7 @@ fn audit_decides_default_deny_by_semantics_not_names() {
     let c = Cluster::new();
     c.apply(
         &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "floe-named",
-        "labels": {"app.kubernetes.io/part-of": "floe"}}}),
+        "labels": {"app.kubernetes.io/part-of": "floe", "pod-security.kubernetes.io/enforce": "restricted", "pod-security.kubernetes.io/audit": "restricted", "pod-security.kubernetes.io/warn": "restricted"}}}),
         "kubectl",
     );
     // Named "default-deny" but allows all ingress; an oddly named policy denies egress.
