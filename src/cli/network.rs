@@ -78,8 +78,9 @@ pub struct ClusterArgs {
 pub struct ExplainArgs {
     #[command(flatten)]
     pub config: ConfigArg,
-    /// Explain the policies in this directory instead of the config's.
-    #[arg(long, value_name = "DIR", conflicts_with = "config")]
+    /// Explain the policies in this directory instead of the config's
+    /// (the config, even from FLOE_GUARD_CONFIG, is then not read).
+    #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
     /// Source: `NS`, `NS/key=value,…` (pod labels), either with `@IP`, or an external IP.
     #[arg(long, value_name = "NS[/LABELS][@IP]|IP", requires = "to")]
