@@ -7,6 +7,7 @@
 pub mod admission;
 pub mod certs;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod harden;
 pub mod namespace;

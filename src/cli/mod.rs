@@ -1,6 +1,7 @@
 //! The command line: argument definitions, dispatch and exit codes.
 
 mod certs;
+mod cluster;
 pub mod network;
 mod offline;
 
@@ -83,6 +84,9 @@ pub enum Command {
     /// NetworkPolicies: generate, validate, explain.
     #[command(subcommand)]
     Network(network::NetworkCommand),
+    /// Create or update the managed namespaces and install the generated
+    /// NetworkPolicies (server-side apply, field manager `floe-guard`).
+    Bootstrap(cluster::BootstrapArgs),
 }
 
 /// `--config`, shared by every command that reads the floe manifest.
@@ -194,6 +198,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Pss(PssCommand::Check(a)) => offline::pss_check(a),
         Command::Certs(CertsCommand::Generate(a)) => certs::generate(a),
         Command::Network(c) => network::run(c),
+        Command::Bootstrap(a) => cluster::bootstrap(a),
     }
 }
 

@@ -26,6 +26,12 @@ pub enum NetworkCommand {
     Validate(ValidateArgs),
     /// Show what the policies allow: a namespace matrix, or the decision on one flow.
     Explain(ExplainArgs),
+    /// For every namespace: PSS labels, default-deny, floe policies, pods violating `enforce`.
+    Audit(super::cluster::AuditArgs),
+    /// Expected (generated) vs deployed floe-managed policies and namespace labels.
+    Diff(super::cluster::DiffArgs),
+    /// Detect the cluster's CNI and whether it enforces NetworkPolicies.
+    CheckCni(super::cluster::CheckCniArgs),
 }
 
 /// `floe-guard network generate`.
@@ -97,6 +103,9 @@ pub fn run(command: NetworkCommand) -> anyhow::Result<Outcome> {
         NetworkCommand::Generate(a) => generate(a),
         NetworkCommand::Validate(a) => validate(a),
         NetworkCommand::Explain(a) => explain(a),
+        NetworkCommand::Audit(a) => super::cluster::audit(a),
+        NetworkCommand::Diff(a) => super::cluster::diff(a),
+        NetworkCommand::CheckCni(a) => super::cluster::check_cni(a),
     }
 }
 
