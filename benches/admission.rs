@@ -12,7 +12,9 @@ use floe_guard::config::Config;
 fn payloads() -> PathBuf {
     std::env::var_os("FLOE_GUARD_BENCH_PAYLOADS")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/bench/payloads"))
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/bench/payloads")
+        })
 }
 
 fn admission(c: &mut Criterion) {
@@ -25,7 +27,10 @@ fn admission(c: &mut Criterion) {
             continue;
         };
         let answer = review(Endpoint::Mutate, &body, &config).expect("payload is a review");
-        assert!(answer.log.allowed && answer.log.patch_ops > 0, "{name}: expected a patch");
+        assert!(
+            answer.log.allowed && answer.log.patch_ops > 0,
+            "{name}: expected a patch"
+        );
         group.throughput(Throughput::Bytes(body.len() as u64));
         group.bench_function(name, |b| {
             b.iter(|| review(Endpoint::Mutate, black_box(&body), &config).unwrap())

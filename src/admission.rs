@@ -60,7 +60,6 @@ pub struct ReviewLog {
 #[error("{0}")]
 pub struct BadReview(pub String);
 
-
 /// Decodes, decides and encodes one review.
 ///
 /// A body that is not an `admission.k8s.io/v1` AdmissionReview with a
@@ -232,7 +231,7 @@ fn mutate(req: &mut Request<PodObject>, config: &Config) -> Answer {
             format!(
                 "floe-guard /mutate handles core/v1 Pods, got {}/{} {}: check the webhook's rules",
                 req.kind.group, req.kind.version, req.kind.kind
-            )
+            ),
         );
     }
     let operation = if req.operation == "CREATE" {
@@ -248,7 +247,11 @@ fn mutate(req: &mut Request<PodObject>, config: &Config) -> Answer {
         };
     };
     if req.name.is_none() {
-        req.name = object.metadata.name.clone().or(object.metadata.generate_name.clone());
+        req.name = object
+            .metadata
+            .name
+            .clone()
+            .or(object.metadata.generate_name.clone());
     }
     let namespace = req
         .namespace
@@ -284,14 +287,17 @@ fn validate(req: &mut Request<NamespaceObject>, config: &Config) -> Answer {
             format!(
                 "floe-guard /validate handles core/v1 Namespaces, got {}/{} {}: check the webhook's rules",
                 req.kind.group, req.kind.version, req.kind.kind
-            )
+            ),
         );
     }
     if !matches!(req.operation.as_str(), "CREATE" | "UPDATE") {
         return Answer::allow();
     }
     let Some(object) = req.object.take() else {
-        return Answer::deny(400, format!("a {} review without `request.object`", req.operation));
+        return Answer::deny(
+            400,
+            format!("a {} review without `request.object`", req.operation),
+        );
     };
     let meta = object.metadata;
     let name = req
@@ -467,14 +473,21 @@ mod tests {
     }
 
     fn call(endpoint: Endpoint, review: &Value) -> (Value, ReviewLog) {
-        let r = super::review(endpoint, &serde_json::to_vec(review).unwrap(), &Config::default())
-            .expect("a well-formed answer");
+        let r = super::review(
+            endpoint,
+            &serde_json::to_vec(review).unwrap(),
+            &Config::default(),
+        )
+        .expect("a well-formed answer");
         (serde_json::from_slice(&r.body).unwrap(), r.log)
     }
 
     #[test]
     fn a_job_pod_gets_a_base64_json_patch_and_the_uid_back() {
-        let (out, log) = call(Endpoint::Mutate, &pod_review("CREATE", "floe-jobs", job_pod()));
+        let (out, log) = call(
+            Endpoint::Mutate,
+            &pod_review("CREATE", "floe-jobs", job_pod()),
+        );
         assert_eq!(out["apiVersion"], "admission.k8s.io/v1");
         assert_eq!(out["kind"], "AdmissionReview");
         let resp = &out["response"];
@@ -489,14 +502,25 @@ mod tests {
         json_patch::patch(&mut pod, &patch).unwrap();
         assert_eq!(pod["spec"]["securityContext"]["runAsNonRoot"], true);
         assert_eq!(log.uid, "705ab4f5-6393-11e8-b7cc-42010a800002");
-        assert_eq!((log.kind.as_str(), log.operation.as_str(), log.namespace.as_str(), log.name.as_str()),
-                   ("Pod", "CREATE", "floe-jobs", "j-"));
+        assert_eq!(
+            (
+                log.kind.as_str(),
+                log.operation.as_str(),
+                log.namespace.as_str(),
+                log.name.as_str()
+            ),
+            ("Pod", "CREATE", "floe-jobs", "j-")
+        );
         assert!(log.allowed && log.patch_ops == patch.0.len() && log.patch_bytes > 0);
     }
 
     #[test]
     fn out_of_scope_and_update_are_allowed_without_patch() {
-        for (op, ns) in [("CREATE", "default"), ("UPDATE", "floe-jobs"), ("DELETE", "floe-jobs")] {
+        for (op, ns) in [
+            ("CREATE", "default"),
+            ("UPDATE", "floe-jobs"),
+            ("DELETE", "floe-jobs"),
+        ] {
             let mut review = pod_review(op, ns, job_pod());
             if op == "DELETE" {
                 review["request"]["object"] = Value::Null;
@@ -517,7 +541,12 @@ mod tests {
         assert_eq!(resp["allowed"], false);
         assert_eq!(resp["status"]["code"], 403);
         assert_eq!(resp["status"]["reason"], "Forbidden");
-        assert!(resp["status"]["message"].as_str().unwrap().contains("privileged is true"));
+        assert!(
+            resp["status"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("privileged is true")
+        );
         assert!(!log.allowed);
     }
 
@@ -526,10 +555,18 @@ mod tests {
         let mut review = pod_review("CREATE", "floe-jobs", job_pod());
         review["request"]["kind"] = json!({"group": "apps", "version": "v1", "kind": "Deployment"});
         let (out, _) = call(Endpoint::Mutate, &review);
-        assert_eq!(out["response"]["uid"], "705ab4f5-6393-11e8-b7cc-42010a800002");
+        assert_eq!(
+            out["response"]["uid"],
+            "705ab4f5-6393-11e8-b7cc-42010a800002"
+        );
         assert_eq!(out["response"]["allowed"], false);
         assert_eq!(out["response"]["status"]["code"], 400);
-        assert!(out["response"]["status"]["message"].as_str().unwrap().contains("apps/v1 Deployment"));
+        assert!(
+            out["response"]["status"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("apps/v1 Deployment")
+        );
     }
 
     #[test]
@@ -550,10 +587,15 @@ mod tests {
         assert!(bad(b"").contains("not an AdmissionReview"));
         assert!(bad(b"{not json").contains("not an AdmissionReview"));
         assert!(bad(b"[1,2]").contains("not an AdmissionReview"));
-        assert!(bad(br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}"#).contains("no `request`"));
+        assert!(
+            bad(br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}"#)
+                .contains("no `request`")
+        );
         assert!(bad(br#"{"apiVersion":"admission.k8s.io/v1beta1","kind":"AdmissionReview","request":{"uid":"u"}}"#)
             .contains("admission.k8s.io/v1beta1"));
-        assert!(bad(br#"{"apiVersion":"v1","kind":"Pod"}"#).contains("expected kind AdmissionReview"));
+        assert!(
+            bad(br#"{"apiVersion":"v1","kind":"Pod"}"#).contains("expected kind AdmissionReview")
+        );
         assert!(bad(br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"operation":"CREATE"}}"#)
             .contains("uid"));
     }
@@ -578,15 +620,27 @@ mod tests {
         assert_eq!(out["response"]["allowed"], true);
         assert!(out["response"].get("patch").is_none());
         let mut weakened = good.clone();
-        weakened.as_object_mut().unwrap().remove("pod-security.kubernetes.io/enforce");
+        weakened
+            .as_object_mut()
+            .unwrap()
+            .remove("pod-security.kubernetes.io/enforce");
         let (out, log) = call(Endpoint::Validate, &ns_review("UPDATE", weakened));
         assert_eq!(out["response"]["allowed"], false);
         assert_eq!(out["response"]["status"]["code"], 403);
         let msg = out["response"]["status"]["message"].as_str().unwrap();
-        assert!(msg.contains("enforce is missing") && msg.contains("kubectl label namespace floe-jobs"), "{msg}");
-        assert_eq!((log.kind.as_str(), log.name.as_str()), ("Namespace", "floe-jobs"));
+        assert!(
+            msg.contains("enforce is missing") && msg.contains("kubectl label namespace floe-jobs"),
+            "{msg}"
+        );
+        assert_eq!(
+            (log.kind.as_str(), log.name.as_str()),
+            ("Namespace", "floe-jobs")
+        );
         let mut delete = ns_review("DELETE", json!({}));
         delete["request"]["object"] = Value::Null;
-        assert_eq!(call(Endpoint::Validate, &delete).0["response"]["allowed"], true);
+        assert_eq!(
+            call(Endpoint::Validate, &delete).0["response"]["allowed"],
+            true
+        );
     }
 }

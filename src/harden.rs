@@ -12,8 +12,8 @@ use std::fmt::Write as _;
 use json_patch::jsonptr::PointerBuf;
 use json_patch::{AddOperation, PatchOperation, ReplaceOperation};
 use k8s_openapi::api::core::v1::{
-    Capabilities, EmptyDirVolumeSource, Pod, PodSecurityContext, SeccompProfile,
-    SecurityContext, Volume, VolumeMount,
+    Capabilities, EmptyDirVolumeSource, Pod, PodSecurityContext, SeccompProfile, SecurityContext,
+    Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use serde_json::{Value, json};
@@ -124,7 +124,10 @@ impl Skip {
 pub fn skip(pod: &Pod, req: &PodRequest, cfg: &Config) -> Option<Skip> {
     let ps = &cfg.security.pod_security;
     let ex = &ps.exemptions;
-    let runtime_class = pod.spec.as_ref().and_then(|s| s.runtime_class_name.as_deref());
+    let runtime_class = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.runtime_class_name.as_deref());
     if !ps.enabled {
         Some(Skip::Disabled)
     } else if req.operation != Operation::Create {
@@ -180,17 +183,34 @@ pub fn harden(pod: &mut Pod, req: &PodRequest, cfg: &Config) -> Decision {
     ] {
         if *on == Some(true) {
             *on = Some(false);
-            h.replace(&["spec", field], json!(false), format!("spec.{field} is true"), None);
+            h.replace(
+                &["spec", field],
+                json!(false),
+                format!("spec.{field} is true"),
+                None,
+            );
         }
     }
     for (i, c) in spec.containers.iter_mut().enumerate() {
         h.container(&mut c.security_context, "containers", i, &c.name, windows);
     }
     for (i, c) in spec.init_containers.iter_mut().flatten().enumerate() {
-        h.container(&mut c.security_context, "initContainers", i, &c.name, windows);
+        h.container(
+            &mut c.security_context,
+            "initContainers",
+            i,
+            &c.name,
+            windows,
+        );
     }
     for (i, c) in spec.ephemeral_containers.iter_mut().flatten().enumerate() {
-        h.container(&mut c.security_context, "ephemeralContainers", i, &c.name, windows);
+        h.container(
+            &mut c.security_context,
+            "ephemeralContainers",
+            i,
+            &c.name,
+            windows,
+        );
     }
     if !windows {
         h.writable_paths(spec);
@@ -199,7 +219,11 @@ pub fn harden(pod: &mut Pod, req: &PodRequest, cfg: &Config) -> Decision {
     let level = cfg
         .managed_namespace(req.namespace)
         .map_or(ps.jobs_level, |n| n.level);
-    let remaining = pss::check(&pod.metadata, pod.spec.as_ref().expect("spec checked above"), level);
+    let remaining = pss::check(
+        &pod.metadata,
+        pod.spec.as_ref().expect("spec checked above"),
+        level,
+    );
     let mut reasons = Vec::new();
     if ps.on_insecure == OnInsecure::Deny {
         reasons.append(&mut h.insecure);
@@ -223,8 +247,11 @@ pub fn harden(pod: &mut Pod, req: &PodRequest, cfg: &Config) -> Decision {
     let mut audit = BTreeMap::new();
     if !h.insecure.is_empty() {
         audit.insert("insecure-overridden".to_string(), h.insecure.join("; "));
-        h.warnings
-            .extend(h.insecure.iter().map(|f| format!("floe-guard overrode an insecure value: {f}")));
+        h.warnings.extend(
+            h.insecure
+                .iter()
+                .map(|f| format!("floe-guard overrode an insecure value: {f}")),
+        );
     }
     Decision::Allow {
         patch: h.ops,
@@ -321,7 +348,13 @@ impl Hardener<'_> {
                 None,
             );
         }
-        self.seccomp(&mut sc.seccomp_profile, &base, "spec.securityContext", None, true);
+        self.seccomp(
+            &mut sc.seccomp_profile,
+            &base,
+            "spec.securityContext",
+            None,
+            true,
+        );
     }
 
     /// Fills an absent pod-level seccomp profile (`fill`), replaces `Unconfined`.
@@ -440,7 +473,13 @@ impl Hardener<'_> {
         self.seccomp(&mut sc.seccomp_profile, &base, &at, Some(name), false);
     }
 
-    fn capabilities(&mut self, caps: &mut Option<Capabilities>, base: &[&str], at: &str, name: &str) {
+    fn capabilities(
+        &mut self,
+        caps: &mut Option<Capabilities>,
+        base: &[&str],
+        at: &str,
+        name: &str,
+    ) {
         let path = |rest: &[&'static str]| -> Vec<&str> {
             base.iter().copied().chain(rest.iter().copied()).collect()
         };
@@ -493,7 +532,11 @@ impl Hardener<'_> {
                     .any(|m| m.mount_path.trim_end_matches('/') == path)
             };
             let needed = spec.containers.iter().any(|c| lacks(&c.volume_mounts))
-                || spec.init_containers.iter().flatten().any(|c| lacks(&c.volume_mounts));
+                || spec
+                    .init_containers
+                    .iter()
+                    .flatten()
+                    .any(|c| lacks(&c.volume_mounts));
             if !needed {
                 continue;
             }
@@ -501,7 +544,11 @@ impl Hardener<'_> {
             let volume = Volume {
                 name: name.clone(),
                 empty_dir: Some(EmptyDirVolumeSource {
-                    size_limit: self.ps.writable_size_limit.as_ref().map(|q| Quantity(q.0.clone())),
+                    size_limit: self
+                        .ps
+                        .writable_size_limit
+                        .as_ref()
+                        .map(|q| Quantity(q.0.clone())),
                     ..Default::default()
                 }),
                 ..Default::default()
@@ -580,7 +627,13 @@ fn volume_name(path: &str, existing: &[Volume]) -> String {
     let mut slug: String = path
         .trim_matches('/')
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
         .collect();
     slug.truncate(40);
     let slug = slug.trim_matches('-');
@@ -623,12 +676,22 @@ mod tests {
     }
 
     /// Hardens, applies the patch to the object, and returns (patched, patch, warnings, audit).
-    fn allowed(object: &Value, cfg: &Config) -> (Value, Vec<Value>, Vec<String>, BTreeMap<String, String>) {
+    fn allowed(
+        object: &Value,
+        cfg: &Config,
+    ) -> (Value, Vec<Value>, Vec<String>, BTreeMap<String, String>) {
         match run(object, &REQ, cfg) {
-            Decision::Allow { patch, warnings, audit } => {
+            Decision::Allow {
+                patch,
+                warnings,
+                audit,
+            } => {
                 let mut out = object.clone();
                 json_patch::patch(&mut out, &patch).expect("patch applies");
-                let ops = patch.iter().map(|o| serde_json::to_value(o).unwrap()).collect();
+                let ops = patch
+                    .iter()
+                    .map(|o| serde_json::to_value(o).unwrap())
+                    .collect();
                 (out, ops, warnings, audit)
             }
             d => panic!("expected allow, got {d:?}"),
@@ -688,7 +751,10 @@ mod tests {
         );
         assert!(ops.iter().all(|o| o["op"] == "add"));
         assert_eq!(out["spec"]["securityContext"]["runAsUser"], 2000);
-        assert_eq!(out["spec"]["securityContext"]["seccompProfile"]["type"], "Localhost");
+        assert_eq!(
+            out["spec"]["securityContext"]["seccompProfile"]["type"],
+            "Localhost"
+        );
         let caps = &out["spec"]["containers"][0]["securityContext"]["capabilities"];
         assert_eq!(caps["drop"], json!(["NET_RAW", "ALL"]));
         assert_eq!(caps["add"], json!(["NET_BIND_SERVICE"]));
@@ -732,8 +798,14 @@ mod tests {
         let s = &out["spec"];
         assert_eq!(s["hostPID"], false);
         assert_eq!(s["securityContext"]["runAsNonRoot"], true);
-        assert_eq!(s["securityContext"]["seccompProfile"]["type"], "RuntimeDefault");
-        assert_eq!(s["initContainers"][0]["securityContext"]["allowPrivilegeEscalation"], false);
+        assert_eq!(
+            s["securityContext"]["seccompProfile"]["type"],
+            "RuntimeDefault"
+        );
+        assert_eq!(
+            s["initContainers"][0]["securityContext"]["allowPrivilegeEscalation"],
+            false
+        );
         let main = &s["containers"][0]["securityContext"];
         assert_eq!(main["privileged"], false);
         assert_eq!(main["runAsUser"], 1000);
@@ -752,7 +824,11 @@ mod tests {
             "volumes": [{"name": "h", "hostPath": {"path": "/etc"}}]
         }));
         let r = reasons(&pod, &cfg);
-        assert!(r.iter().any(|m| m.contains("spec.volumes[0]") && m.contains("cannot be overridden")), "{r:?}");
+        assert!(
+            r.iter()
+                .any(|m| m.contains("spec.volumes[0]") && m.contains("cannot be overridden")),
+            "{r:?}"
+        );
     }
 
     #[test]
@@ -760,7 +836,10 @@ mod tests {
         let pod = job_pod(json!({"containers": [{"name": "main", "image": "x",
             "securityContext": {"readOnlyRootFilesystem": false}}]}));
         let (out, _, warnings, _) = allowed(&pod, &no_writable());
-        assert_eq!(out["spec"]["containers"][0]["securityContext"]["readOnlyRootFilesystem"], false);
+        assert_eq!(
+            out["spec"]["containers"][0]["securityContext"]["readOnlyRootFilesystem"],
+            false
+        );
         assert_eq!(warnings.len(), 1);
         assert!(warnings[0].contains("readOnlyRootFilesystem is false"));
     }
@@ -777,30 +856,60 @@ mod tests {
         }));
         let (out, _, _, _) = allowed(&pod, &Config::default());
         let volumes = out["spec"]["volumes"].as_array().unwrap();
-        let names: Vec<&str> = volumes.iter().map(|v| v["name"].as_str().unwrap()).collect();
-        assert_eq!(names, ["mine", "floe-writable-tmp", "floe-writable-tmp-2", "floe-writable-home-floe"]);
+        let names: Vec<&str> = volumes
+            .iter()
+            .map(|v| v["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "mine",
+                "floe-writable-tmp",
+                "floe-writable-tmp-2",
+                "floe-writable-home-floe"
+            ]
+        );
         assert_eq!(volumes[2]["emptyDir"]["sizeLimit"], "1Gi");
         let mounts = |list: &str, i: usize| -> Vec<(String, String)> {
             out["spec"][list][i]["volumeMounts"]
                 .as_array()
                 .unwrap()
                 .iter()
-                .map(|m| (m["name"].as_str().unwrap().into(), m["mountPath"].as_str().unwrap().into()))
+                .map(|m| {
+                    (
+                        m["name"].as_str().unwrap().into(),
+                        m["mountPath"].as_str().unwrap().into(),
+                    )
+                })
                 .collect()
         };
         let pair = |n: &str, p: &str| (n.to_string(), p.to_string());
         // Container a already mounts /tmp: only /home/floe is added to it.
-        assert_eq!(mounts("containers", 0), [pair("mine", "/tmp/"), pair("floe-writable-home-floe", "/home/floe")]);
+        assert_eq!(
+            mounts("containers", 0),
+            [
+                pair("mine", "/tmp/"),
+                pair("floe-writable-home-floe", "/home/floe")
+            ]
+        );
         assert_eq!(
             mounts("containers", 1),
-            [pair("floe-writable-tmp-2", "/tmp"), pair("floe-writable-home-floe", "/home/floe")]
+            [
+                pair("floe-writable-tmp-2", "/tmp"),
+                pair("floe-writable-home-floe", "/home/floe")
+            ]
         );
         assert_eq!(
             mounts("initContainers", 0),
-            [pair("floe-writable-tmp-2", "/tmp"), pair("floe-writable-home-floe", "/home/floe")]
+            [
+                pair("floe-writable-tmp-2", "/tmp"),
+                pair("floe-writable-home-floe", "/home/floe")
+            ]
         );
         // And the result is stable.
-        let Decision::Allow { patch, .. } = run(&out, &REQ, &Config::default()) else { panic!() };
+        let Decision::Allow { patch, .. } = run(&out, &REQ, &Config::default()) else {
+            panic!()
+        };
         assert!(patch.is_empty(), "{patch:?}");
     }
 
@@ -811,9 +920,18 @@ mod tests {
         cfg.security.pod_security.writable_size_limit = None;
         let pod = job_pod(json!({"containers": [{"name": "a", "image": "x"}]}));
         let (out, ops, _, _) = allowed(&pod, &cfg);
-        assert!(ops.iter().any(|o| o["path"] == "/spec/volumes" && o["value"].is_array()));
-        assert_eq!(out["spec"]["volumes"], json!([{"name": "floe-writable-work-data", "emptyDir": {}}]));
-        assert_eq!(out["spec"]["containers"][0]["volumeMounts"][0]["mountPath"], "/work/data");
+        assert!(
+            ops.iter()
+                .any(|o| o["path"] == "/spec/volumes" && o["value"].is_array())
+        );
+        assert_eq!(
+            out["spec"]["volumes"],
+            json!([{"name": "floe-writable-work-data", "emptyDir": {}}])
+        );
+        assert_eq!(
+            out["spec"]["containers"][0]["volumeMounts"][0]["mountPath"],
+            "/work/data"
+        );
     }
 
     #[test]
@@ -821,37 +939,63 @@ mod tests {
         let pod = job_pod(json!({"containers": [{"name": "a", "image": "x"}],
             "ephemeralContainers": [{"name": "debug", "image": "x"}]}));
         let (out, _, _, _) = allowed(&pod, &no_writable());
-        assert_eq!(out["spec"]["ephemeralContainers"][0]["securityContext"]["allowPrivilegeEscalation"], false);
-        assert!(out["spec"]["ephemeralContainers"][0].get("volumeMounts").is_none());
+        assert_eq!(
+            out["spec"]["ephemeralContainers"][0]["securityContext"]["allowPrivilegeEscalation"],
+            false
+        );
+        assert!(
+            out["spec"]["ephemeralContainers"][0]
+                .get("volumeMounts")
+                .is_none()
+        );
     }
 
     #[test]
     fn windows_pods_get_no_linux_only_fields() {
-        let pod = job_pod(json!({"os": {"name": "windows"}, "containers": [{"name": "a", "image": "x"}]}));
+        let pod = job_pod(
+            json!({"os": {"name": "windows"}, "containers": [{"name": "a", "image": "x"}]}),
+        );
         let (out, ops, _, _) = allowed(&pod, &Config::default());
         assert_eq!(ops.len(), 1, "{ops:?}");
-        assert_eq!(out["spec"]["securityContext"], json!({"runAsNonRoot": true}));
-        assert!(out["spec"]["containers"][0].get("securityContext").is_none());
+        assert_eq!(
+            out["spec"]["securityContext"],
+            json!({"runAsNonRoot": true})
+        );
+        assert!(
+            out["spec"]["containers"][0]
+                .get("securityContext")
+                .is_none()
+        );
         assert!(out["spec"].get("volumes").is_none());
     }
 
     #[test]
     fn updates_are_never_patched() {
         let pod = job_pod(json!({"containers": [{"name": "a", "image": "x"}]}));
-        let req = PodRequest { operation: Operation::Other, ..REQ };
+        let req = PodRequest {
+            operation: Operation::Other,
+            ..REQ
+        };
         assert_eq!(run(&pod, &req, &Config::default()), Decision::untouched());
     }
 
     #[test]
     fn scope_decides_which_pods_are_hardened() {
-        let cfg = Config { domains: vec!["sales".into()], ..Config::default() };
+        let cfg = Config {
+            domains: vec!["sales".into()],
+            ..Config::default()
+        };
         let job = job_pod(json!({"containers": [{"name": "a", "image": "x"}]}));
         let mut bare = job.clone();
-        bare["metadata"].as_object_mut().unwrap().remove("ownerReferences");
-        let in_ns = |ns: &'static str| PodRequest { namespace: ns, ..REQ };
-        let patched = |obj: &Value, req: &PodRequest, cfg: &Config| {
-            matches!(run(obj, req, cfg), Decision::Allow { ref patch, .. } if !patch.is_empty())
+        bare["metadata"]
+            .as_object_mut()
+            .unwrap()
+            .remove("ownerReferences");
+        let in_ns = |ns: &'static str| PodRequest {
+            namespace: ns,
+            ..REQ
         };
+        let patched = |obj: &Value, req: &PodRequest, cfg: &Config| matches!(run(obj, req, cfg), Decision::Allow { ref patch, .. } if !patch.is_empty());
         assert!(patched(&job, &in_ns("floe-jobs"), &cfg));
         assert!(patched(&job, &in_ns("floe-sales-domain"), &cfg));
         assert!(!patched(&job, &in_ns("floe-platform"), &cfg));
@@ -865,9 +1009,14 @@ mod tests {
 
     #[test]
     fn exemptions_come_from_config_only() {
-        let mut pod = job_pod(json!({"runtimeClassName": "gvisor", "containers": [{"name": "a", "image": "x"}]}));
-        pod["metadata"]["annotations"] = json!({"floe.dev/exempt": "true", "pod-security.kubernetes.io/exempt": "true"});
-        assert!(matches!(run(&pod, &REQ, &no_writable()), Decision::Allow { ref patch, .. } if !patch.is_empty()));
+        let mut pod = job_pod(
+            json!({"runtimeClassName": "gvisor", "containers": [{"name": "a", "image": "x"}]}),
+        );
+        pod["metadata"]["annotations"] =
+            json!({"floe.dev/exempt": "true", "pod-security.kubernetes.io/exempt": "true"});
+        assert!(
+            matches!(run(&pod, &REQ, &no_writable()), Decision::Allow { ref patch, .. } if !patch.is_empty())
+        );
         for (field, value, why) in [
             ("usernames", REQ.username, "username"),
             ("namespaces", "floe-jobs", "namespace"),

@@ -6,9 +6,10 @@
 
 pub mod admission;
 pub mod certs;
+pub mod certs_install;
 pub mod cli;
 pub mod config;
-pub mod pss;
-pub mod yaml;
 pub mod harden;
 pub mod namespace;
+pub mod pss;
+pub mod yaml;

@@ -13,11 +13,16 @@ use serde_json::{Value, json};
 fn conformance_dir() -> Option<PathBuf> {
     let dir = std::env::var_os("FLOE_GUARD_PSS_CONFORMANCE")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/conformance/pss"));
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/conformance/pss")
+        });
     if dir.is_dir() {
         Some(dir)
     } else {
-        eprintln!("SKIPPED: PSS conformance corpus not found at {}", dir.display());
+        eprintln!(
+            "SKIPPED: PSS conformance corpus not found at {}",
+            dir.display()
+        );
         None
     }
 }
@@ -56,14 +61,20 @@ fn decide(object: &Value, cfg: &Config) -> Decision {
 }
 
 fn check_all(cfg: &Config) -> (usize, usize) {
-    let Some(dir) = conformance_dir() else { return (0, 0) };
+    let Some(dir) = conformance_dir() else {
+        return (0, 0);
+    };
     let all = fixtures(&dir);
     assert_eq!(all.len(), 148, "the corpus has 148 fixtures");
     let (mut patched, mut denied) = (0, 0);
     for (path, object) in all {
         match decide(&object, cfg) {
             Decision::Deny { reasons } => {
-                assert!(!reasons.is_empty(), "{}: denied without a reason", path.display());
+                assert!(
+                    !reasons.is_empty(),
+                    "{}: denied without a reason",
+                    path.display()
+                );
                 denied += 1;
             }
             Decision::Allow { patch, .. } => {
@@ -71,11 +82,20 @@ fn check_all(cfg: &Config) -> (usize, usize) {
                 json_patch::patch(&mut hardened, &patch)
                     .unwrap_or_else(|e| panic!("{}: patch does not apply: {e}", path.display()));
                 let pod: Pod = serde_json::from_value(hardened.clone()).unwrap();
-                let violations = pss::check(&pod.metadata, pod.spec.as_ref().unwrap(), Level::Restricted);
-                assert!(violations.is_empty(), "{}: hardened pod violates restricted: {violations:?}", path.display());
+                let violations =
+                    pss::check(&pod.metadata, pod.spec.as_ref().unwrap(), Level::Restricted);
+                assert!(
+                    violations.is_empty(),
+                    "{}: hardened pod violates restricted: {violations:?}",
+                    path.display()
+                );
                 match decide(&hardened, cfg) {
                     Decision::Allow { patch, .. } => {
-                        assert!(patch.is_empty(), "{}: not idempotent, second patch {patch:?}", path.display())
+                        assert!(
+                            patch.is_empty(),
+                            "{}: not idempotent, second patch {patch:?}",
+                            path.display()
+                        )
                     }
                     d => panic!("{}: the hardened pod is denied: {d:?}", path.display()),
                 }
@@ -104,7 +124,10 @@ fn every_fixture_is_denied_or_hardened_to_restricted_with_override() {
     let (patched, denied) = check_all(&cfg);
     if patched + denied > 0 {
         let (deny_patched, _) = check_all(&Config::default());
-        assert!(patched > deny_patched, "override fixes more pods than deny ({patched} vs {deny_patched})");
+        assert!(
+            patched > deny_patched,
+            "override fixes more pods than deny ({patched} vs {deny_patched})"
+        );
         eprintln!("on_insecure=override: {patched} hardened, {denied} denied");
     }
 }
