@@ -985,6 +985,35 @@ mod tests {
             data(&before, TLS_CRT),
             later + 100 * DAY
         ));
+        // The reloaded CA signs with its own identifiers: the renewed
+        // certificate's authorityKeyIdentifier is the CA's subjectKeyIdentifier
+        // (Go's verifier, the API server's, prefers parents by key id).
+        let (ca_der, leaf_der) = (
+            pem_certs(data(&after, CA_CRT)).remove(0),
+            pem_certs(data(&after, TLS_CRT)).remove(0),
+        );
+        let (_, ca_cert) = x509_parser::parse_x509_certificate(&ca_der).unwrap();
+        let (_, leaf_cert) = x509_parser::parse_x509_certificate(&leaf_der).unwrap();
+        let ski = ca_cert
+            .extensions()
+            .iter()
+            .find_map(|e| match e.parsed_extension() {
+                x509_parser::extensions::ParsedExtension::SubjectKeyIdentifier(k) => Some(k.0),
+                _ => None,
+            })
+            .unwrap();
+        let aki = leaf_cert
+            .extensions()
+            .iter()
+            .find_map(|e| match e.parsed_extension() {
+                x509_parser::extensions::ParsedExtension::AuthorityKeyIdentifier(a) => {
+                    a.key_identifier.as_ref().map(|k| k.0)
+                }
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(aki, ski);
+        assert_eq!(leaf_cert.issuer(), ca_cert.subject());
         // The Secret is replaced, not recreated: its metadata is kept.
         let Step::ReplaceSecret { secret, .. } = &p.steps[0] else {
             unreachable!()

@@ -108,7 +108,7 @@ pub fn install(a: CertsInstallArgs) -> anyhow::Result<Outcome> {
 }
 
 async fn install_async(a: CertsInstallArgs) -> anyhow::Result<Outcome> {
-    let client = connect(a.kubeconfig.as_deref(), a.context.as_deref()).await?;
+    let (client, url) = connect(a.kubeconfig.as_deref(), a.context.as_deref()).await?;
     let target = Target {
         service: a.service,
         namespace: a.namespace,
@@ -125,6 +125,7 @@ async fn install_async(a: CertsInstallArgs) -> anyhow::Result<Outcome> {
         mutating,
         validating,
         target: &target,
+        url,
     };
     for attempt in 1..=INSTALL_ATTEMPTS {
         let current = api.read().await?;
@@ -161,6 +162,8 @@ struct Apis<'a> {
     mutating: kube::Api<MutatingWebhookConfiguration>,
     validating: kube::Api<ValidatingWebhookConfiguration>,
     target: &'a Target,
+    /// The API server's URL, for messages.
+    url: String,
 }
 
 /// Why a write failed.
@@ -178,17 +181,19 @@ impl Apis<'_> {
             .secrets
             .get_opt(&t.secret)
             .await
-            .map_err(|e| api_error(e, "get", &secret_ref(t)))?;
-        let mutating = self
-            .mutating
-            .get_opt(&t.webhook)
-            .await
-            .map_err(|e| api_error(e, "get", &webhook_ref(WebhookKind::Mutating, t)))?;
-        let validating = self
-            .validating
-            .get_opt(&t.webhook)
-            .await
-            .map_err(|e| api_error(e, "get", &webhook_ref(WebhookKind::Validating, t)))?;
+            .map_err(|e| api_error(e, "get", &self.url, &secret_ref(t)))?;
+        let mutating =
+            self.mutating.get_opt(&t.webhook).await.map_err(|e| {
+                api_error(e, "get", &self.url, &webhook_ref(WebhookKind::Mutating, t))
+            })?;
+        let validating = self.validating.get_opt(&t.webhook).await.map_err(|e| {
+            api_error(
+                e,
+                "get",
+                &self.url,
+                &webhook_ref(WebhookKind::Validating, t),
+            )
+        })?;
         Ok(Current {
             secret,
             mutating,
@@ -214,13 +219,13 @@ impl Apis<'_> {
                     .create(&post, secret)
                     .await
                     .map(drop)
-                    .map_err(|e| classify(e, "create", &secret_ref(t))),
+                    .map_err(|e| classify(e, &self.url, "create", &secret_ref(t))),
                 Step::ReplaceSecret { secret, .. } => self
                     .secrets
                     .replace(&t.secret, &post, secret)
                     .await
                     .map(drop)
-                    .map_err(|e| classify(e, "update", &secret_ref(t))),
+                    .map_err(|e| classify(e, &self.url, "update", &secret_ref(t))),
                 Step::PatchWebhooks {
                     kind, name, patch, ..
                 } => {
@@ -237,7 +242,7 @@ impl Apis<'_> {
                             .await
                             .map(drop),
                     }
-                    .map_err(|e| classify(e, "patch", &webhook_ref(*kind, t)))
+                    .map_err(|e| classify(e, &self.url, "patch", &webhook_ref(*kind, t)))
                 }
             };
             result?;
@@ -286,15 +291,15 @@ impl std::fmt::Display for ObjectRef {
 }
 
 /// A write error: a lost race, or a one-line failure.
-fn classify(e: kube::Error, verb: &str, object: &ObjectRef) -> WriteError {
+fn classify(e: kube::Error, url: &str, verb: &str, object: &ObjectRef) -> WriteError {
     match &e {
         kube::Error::Api(s) if s.code == 409 => WriteError::Race(object.to_string()),
-        _ => WriteError::Failed(api_error(e, verb, object)),
+        _ => WriteError::Failed(api_error(e, verb, url, object)),
     }
 }
 
 /// A one-line error for a failed call to the API server.
-fn api_error(e: kube::Error, verb: &str, object: &ObjectRef) -> anyhow::Error {
+fn api_error(e: kube::Error, verb: &str, url: &str, object: &ObjectRef) -> anyhow::Error {
     match e {
         kube::Error::Api(s) if s.code == 403 => {
             // `create` cannot be restricted by name in RBAC.
@@ -314,7 +319,7 @@ fn api_error(e: kube::Error, verb: &str, object: &ObjectRef) -> anyhow::Error {
             )
         }
         kube::Error::Api(s) if s.code == 401 => anyhow::anyhow!(
-            "unauthorized: the API server rejected the credentials while trying to {verb} {object} ({})",
+            "unauthorized: the API server at {url} rejected the credentials while trying to {verb} {object} ({})",
             s.message
         ),
         kube::Error::Api(s) => anyhow::anyhow!(
@@ -324,7 +329,7 @@ fn api_error(e: kube::Error, verb: &str, object: &ObjectRef) -> anyhow::Error {
             s.reason
         ),
         kube::Error::HyperError(_) | kube::Error::Service(_) => {
-            anyhow::anyhow!("cannot reach the API server: {}", root_cause(&e))
+            anyhow::anyhow!("cannot reach the API server at {url}: {}", root_cause(&e))
         }
         other => anyhow::anyhow!("cannot {verb} {object}: {}", root_cause(&other)),
     }
@@ -341,7 +346,10 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
 
 /// A client from `--kubeconfig`/`--context`, else `$KUBECONFIG` or
 /// `~/.kube/config`, else the in-cluster ServiceAccount.
-async fn connect(kubeconfig: Option<&Path>, context: Option<&str>) -> anyhow::Result<kube::Client> {
+async fn connect(
+    kubeconfig: Option<&Path>,
+    context: Option<&str>,
+) -> anyhow::Result<(kube::Client, String)> {
     use kube::config::{Config, KubeConfigOptions, Kubeconfig};
     // The only provider compiled in; kube's TLS setup needs a default.
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -376,8 +384,10 @@ async fn connect(kubeconfig: Option<&Path>, context: Option<&str>) -> anyhow::Re
     config.read_timeout = Some(std::time::Duration::from_secs(20));
     config.write_timeout = Some(std::time::Duration::from_secs(20));
     let url = config.cluster_url.to_string();
-    kube::Client::try_from(config)
-        .map_err(|e| anyhow::anyhow!("cannot set up a client for {url}: {}", root_cause(&e)))
+    let url = url.trim_end_matches('/').to_owned();
+    let client = kube::Client::try_from(config)
+        .map_err(|e| anyhow::anyhow!("cannot set up a client for {url}: {}", root_cause(&e)))?;
+    Ok((client, url))
 }
 
 #[cfg(test)]
