@@ -590,9 +590,11 @@ fn new_secret(target: &Target, ca: &Ca, bundle: &Bundle) -> Secret {
 }
 
 /// The current Secret (metadata, resourceVersion and other keys kept) with
-/// the four certificate keys replaced.
+/// the four certificate keys replaced. `managedFields` is left out so that
+/// the API server keeps tracking field ownership itself.
 fn updated_secret(current: &Secret, ca: &Ca, bundle: &Bundle) -> Secret {
     let mut secret = current.clone();
+    secret.metadata.managed_fields = None;
     secret.string_data = None;
     set_data(&mut secret, ca, bundle);
     secret
