@@ -6,10 +6,11 @@
 
 pub mod admission;
 pub mod certs;
-pub mod certs_install;
 pub mod cli;
 pub mod config;
-pub mod harden;
-pub mod namespace;
+pub mod network;
 pub mod pss;
 pub mod yaml;
+pub mod harden;
+pub mod namespace;
+pub mod certs_install;

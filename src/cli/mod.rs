@@ -1,6 +1,7 @@
 //! The command line: argument definitions, dispatch and exit codes.
 
 mod certs;
+pub mod network;
 mod offline;
 
 use std::io::Read;
@@ -79,6 +80,9 @@ pub enum Command {
     /// Certificates for the webhook's HTTPS endpoint.
     #[command(subcommand)]
     Certs(CertsCommand),
+    /// NetworkPolicies: generate, validate, explain.
+    #[command(subcommand)]
+    Network(network::NetworkCommand),
 }
 
 /// `--config`, shared by every command that reads the floe manifest.
@@ -189,6 +193,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::CheckNamespace(a) => offline::check_namespace(a),
         Command::Pss(PssCommand::Check(a)) => offline::pss_check(a),
         Command::Certs(CertsCommand::Generate(a)) => certs::generate(a),
+        Command::Network(c) => network::run(c),
         Command::Certs(CertsCommand::Install(a)) => certs::install(a),
     }
 }
