@@ -123,35 +123,96 @@ impl Bundle {
     /// Generates a fresh CA (ECDSA P-256, path length 0) and a serving
     /// certificate for `sans`, both valid from an hour ago for `days` days.
     pub fn generate(sans: &SanList, days: u32) -> Result<Bundle, CertError> {
-        if sans.dns_names.is_empty() && sans.ips.is_empty() {
-            return Err(CertError::NoNames);
-        }
-        if let Some(bad) = sans.dns_names.iter().find(|n| !is_dns_name(n)) {
-            return Err(CertError::InvalidDnsName(bad.clone()));
-        }
-        if days == 0 || days > MAX_DAYS {
+        check_sans(sans)?;
+        check_days(days)?;
+        let now = SystemTime::now();
+        Ca::generate(days, now)?.issue(sans, days, now)
+    }
+
+    /// The Secret data: `(key, PEM)` for `ca.crt`, `tls.crt` and `tls.key`.
+    pub fn secret_data(&self) -> [(&'static str, &str); 3] {
+        [
+            ("ca.crt", &self.ca_crt),
+            ("tls.crt", &self.tls_crt),
+            ("tls.key", &self.tls_key),
+        ]
+    }
+}
+
+/// Common name of every CA floe-guard generates; [`Ca::from_pem`] reloads
+/// only such CAs.
+const CA_COMMON_NAME: &str = "floe-guard CA";
+/// Organization of every CA floe-guard generates.
+const CA_ORGANIZATION: &str = "floe";
+
+/// A private CA that can issue serving certificates: its certificate and its
+/// key, PEM-encoded.
+#[derive(Clone)]
+pub struct Ca {
+    /// The CA certificate (`ca.crt`).
+    pub cert_pem: String,
+    /// The CA's private key (PKCS#8).
+    pub key_pem: String,
+    params: CertificateParams,
+}
+
+impl std::fmt::Debug for Ca {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ca")
+            .field("cert_pem", &self.cert_pem)
+            .field("key_pem", &"<redacted>")
+            .finish()
+    }
+}
+
+impl Ca {
+    /// Generates a CA (ECDSA P-256, path length 0) valid from an hour before
+    /// `now` for `days` days (any positive number: a CA may outlive
+    /// [`MAX_DAYS`]).
+    pub fn generate(days: u32, now: SystemTime) -> Result<Ca, CertError> {
+        if days == 0 {
             return Err(CertError::InvalidDays(days));
         }
-        let now = SystemTime::now();
-        let not_before = now - BACKDATE;
-        let not_after = now + Duration::from_secs(u64::from(days) * 86_400);
+        let params = ca_params(now - BACKDATE, now + days_duration(days));
+        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
+        let cert = params.self_signed(&key)?;
+        Ok(Ca {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+            params,
+        })
+    }
 
-        let mut ca = CertificateParams::default();
-        ca.distinguished_name = rcgen::DistinguishedName::new();
-        ca.distinguished_name
-            .push(DnType::CommonName, "floe-guard CA");
-        ca.distinguished_name.push(DnType::OrganizationName, "floe");
-        ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-        ca.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        ca.not_before = not_before.into();
-        ca.not_after = not_after.into();
-        let ca_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
-        let ca_cert = ca.self_signed(&ca_key)?;
-        let issuer = Issuer::new(ca, ca_key);
+    /// Reloads a CA that [`Ca::generate`] made, from its certificate (valid
+    /// from `not_before` to `not_after`, as read from it) and its key. The
+    /// caller checks that they belong together.
+    pub fn from_pem(
+        cert_pem: &str,
+        key_pem: &str,
+        not_before: SystemTime,
+        not_after: SystemTime,
+    ) -> Result<Ca, CertError> {
+        KeyPair::from_pem(key_pem)?;
+        Ok(Ca {
+            cert_pem: cert_pem.to_owned(),
+            key_pem: key_pem.to_owned(),
+            params: ca_params(not_before, not_after),
+        })
+    }
+
+    /// The subject of every CA floe-guard generates, as RFC 4514 text
+    /// (`CN=floe-guard CA, O=floe`), to recognise a reloadable CA.
+    pub fn subject() -> String {
+        format!("CN={CA_COMMON_NAME}, O={CA_ORGANIZATION}")
+    }
+
+    /// Issues a serving certificate for `sans`, valid from an hour before
+    /// `now` for `days` days, with a fresh key.
+    pub fn issue(&self, sans: &SanList, days: u32, now: SystemTime) -> Result<Bundle, CertError> {
+        check_sans(sans)?;
+        check_days(days)?;
+        let not_before = now - BACKDATE;
+        let not_after = now + days_duration(days);
 
         let mut leaf = CertificateParams::default();
         leaf.distinguished_name = rcgen::DistinguishedName::new();
@@ -174,10 +235,11 @@ impl Bundle {
         leaf.not_before = not_before.into();
         leaf.not_after = not_after.into();
         let leaf_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
+        let issuer = Issuer::new(self.params.clone(), KeyPair::from_pem(&self.key_pem)?);
         let leaf_cert = leaf.signed_by(&leaf_key, &issuer)?;
 
         Ok(Bundle {
-            ca_crt: ca_cert.pem(),
+            ca_crt: self.cert_pem.clone(),
             tls_crt: leaf_cert.pem(),
             tls_key: leaf_key.serialize_pem(),
             // Second precision, as encoded in the certificate.
@@ -189,15 +251,46 @@ impl Bundle {
                 ),
         })
     }
+}
 
-    /// The Secret data: `(key, PEM)` for `ca.crt`, `tls.crt` and `tls.key`.
-    pub fn secret_data(&self) -> [(&'static str, &str); 3] {
-        [
-            ("ca.crt", &self.ca_crt),
-            ("tls.crt", &self.tls_crt),
-            ("tls.key", &self.tls_key),
-        ]
+/// The parameters of a floe-guard CA valid from `not_before` to `not_after`.
+fn ca_params(not_before: SystemTime, not_after: SystemTime) -> CertificateParams {
+    let mut ca = CertificateParams::default();
+    ca.distinguished_name = rcgen::DistinguishedName::new();
+    ca.distinguished_name
+        .push(DnType::CommonName, CA_COMMON_NAME);
+    ca.distinguished_name
+        .push(DnType::OrganizationName, CA_ORGANIZATION);
+    ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    ca.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    ca.not_before = not_before.into();
+    ca.not_after = not_after.into();
+    ca
+}
+
+fn days_duration(days: u32) -> Duration {
+    Duration::from_secs(u64::from(days) * 86_400)
+}
+
+fn check_sans(sans: &SanList) -> Result<(), CertError> {
+    if sans.dns_names.is_empty() && sans.ips.is_empty() {
+        return Err(CertError::NoNames);
     }
+    match sans.dns_names.iter().find(|n| !is_dns_name(n)) {
+        Some(bad) => Err(CertError::InvalidDnsName(bad.clone())),
+        None => Ok(()),
+    }
+}
+
+fn check_days(days: u32) -> Result<(), CertError> {
+    if days == 0 || days > MAX_DAYS {
+        return Err(CertError::InvalidDays(days));
+    }
+    Ok(())
 }
 
 /// Whether `name` is a lowercase RFC 1123 subdomain (at most 253 characters,

@@ -6,6 +6,7 @@
 
 pub mod admission;
 pub mod certs;
+pub mod certs_install;
 pub mod cli;
 pub mod cluster;
 pub mod config;

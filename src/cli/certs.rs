@@ -1,5 +1,8 @@
 //! `floe-guard certs generate`: a CA and a serving certificate for the
 //! webhook Service, as files or as a cert-manager-style TLS Secret.
+//!
+//! `floe-guard certs install`: the I/O shell of [`crate::certs_install`]:
+//! read the Secret and both webhook configurations, plan, write.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -7,11 +10,15 @@ use std::path::Path;
 
 use anyhow::Context;
 use k8s_openapi::ByteString;
+use k8s_openapi::api::admissionregistration::v1::{
+    MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
+};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use super::{CertsGenerateArgs, CertsOutput, Outcome};
+use super::{CertsGenerateArgs, CertsInstallArgs, CertsOutput, Outcome};
 use crate::certs::{Bundle, SanList};
+use crate::certs_install::{self, Current, Step, Target, WebhookKind};
 
 /// `floe-guard certs generate`.
 pub fn generate(a: CertsGenerateArgs) -> anyhow::Result<Outcome> {
@@ -85,6 +92,302 @@ fn write_with_mode(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> {
     file.set_permissions(std::fs::Permissions::from_mode(mode))
         .with_context(fail)?;
     file.write_all(bytes).with_context(fail)
+}
+
+/// How many times `certs install` re-reads and re-plans after a write lost a
+/// race with another writer (409 Conflict / AlreadyExists).
+const INSTALL_ATTEMPTS: u32 = 3;
+
+/// `floe-guard certs install`.
+pub fn install(a: CertsInstallArgs) -> anyhow::Result<Outcome> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(install_async(a))
+}
+
+async fn install_async(a: CertsInstallArgs) -> anyhow::Result<Outcome> {
+    let (client, url) = connect(a.kubeconfig.as_deref(), a.context.as_deref()).await?;
+    let target = Target {
+        service: a.service,
+        namespace: a.namespace,
+        secret: a.secret,
+        webhook: a.webhook,
+        days: a.days,
+    };
+    let secrets: kube::Api<k8s_openapi::api::core::v1::Secret> =
+        kube::Api::namespaced(client.clone(), &target.namespace);
+    let mutating: kube::Api<MutatingWebhookConfiguration> = kube::Api::all(client.clone());
+    let validating: kube::Api<ValidatingWebhookConfiguration> = kube::Api::all(client);
+    let api = Apis {
+        secrets,
+        mutating,
+        validating,
+        target: &target,
+        url,
+    };
+    for attempt in 1..=INSTALL_ATTEMPTS {
+        let current = api.read().await?;
+        let plan = certs_install::plan(&current, &target, std::time::SystemTime::now())?;
+        if plan.steps.is_empty() {
+            println!("nothing to change");
+            for line in &plan.unchanged {
+                println!("  {line}");
+            }
+            return Ok(Outcome::Clean);
+        }
+        match api.write(&plan.steps).await {
+            Ok(()) => {
+                for line in &plan.unchanged {
+                    println!("{line}");
+                }
+                return Ok(Outcome::Clean);
+            }
+            Err(WriteError::Race(what)) if attempt < INSTALL_ATTEMPTS => {
+                println!("{what} changed meanwhile; reading it again");
+            }
+            Err(WriteError::Race(what)) => {
+                anyhow::bail!("{what} kept changing during {INSTALL_ATTEMPTS} attempts; run again")
+            }
+            Err(WriteError::Failed(e)) => return Err(e),
+        }
+    }
+    unreachable!("the last attempt returns")
+}
+
+/// The API handles of `certs install`.
+struct Apis<'a> {
+    secrets: kube::Api<k8s_openapi::api::core::v1::Secret>,
+    mutating: kube::Api<MutatingWebhookConfiguration>,
+    validating: kube::Api<ValidatingWebhookConfiguration>,
+    target: &'a Target,
+    /// The API server's URL, for messages.
+    url: String,
+}
+
+/// Why a write failed.
+enum WriteError {
+    /// Another writer got there first (the named object); read and plan again.
+    Race(String),
+    /// Anything else.
+    Failed(anyhow::Error),
+}
+
+impl Apis<'_> {
+    async fn read(&self) -> anyhow::Result<Current> {
+        let t = self.target;
+        let secret = self
+            .secrets
+            .get_opt(&t.secret)
+            .await
+            .map_err(|e| api_error(e, "get", &self.url, &secret_ref(t)))?;
+        let mutating =
+            self.mutating.get_opt(&t.webhook).await.map_err(|e| {
+                api_error(e, "get", &self.url, &webhook_ref(WebhookKind::Mutating, t))
+            })?;
+        let validating = self.validating.get_opt(&t.webhook).await.map_err(|e| {
+            api_error(
+                e,
+                "get",
+                &self.url,
+                &webhook_ref(WebhookKind::Validating, t),
+            )
+        })?;
+        Ok(Current {
+            secret,
+            mutating,
+            validating,
+        })
+    }
+
+    /// Performs the steps in order, printing each one once done.
+    async fn write(&self, steps: &[Step]) -> Result<(), WriteError> {
+        let t = self.target;
+        let post = kube::api::PostParams {
+            field_manager: Some("floe-guard".into()),
+            ..Default::default()
+        };
+        let patch_params = kube::api::PatchParams {
+            field_manager: Some("floe-guard".into()),
+            ..Default::default()
+        };
+        for step in steps {
+            let result = match step {
+                Step::CreateSecret { secret, .. } => self
+                    .secrets
+                    .create(&post, secret)
+                    .await
+                    .map(drop)
+                    .map_err(|e| classify(e, &self.url, "create", &secret_ref(t))),
+                Step::ReplaceSecret { secret, .. } => self
+                    .secrets
+                    .replace(&t.secret, &post, secret)
+                    .await
+                    .map(drop)
+                    .map_err(|e| classify(e, &self.url, "update", &secret_ref(t))),
+                Step::PatchWebhooks {
+                    kind, name, patch, ..
+                } => {
+                    let patch = kube::api::Patch::Strategic(patch);
+                    match kind {
+                        WebhookKind::Mutating => self
+                            .mutating
+                            .patch(name, &patch_params, &patch)
+                            .await
+                            .map(drop),
+                        WebhookKind::Validating => self
+                            .validating
+                            .patch(name, &patch_params, &patch)
+                            .await
+                            .map(drop),
+                    }
+                    .map_err(|e| classify(e, &self.url, "patch", &webhook_ref(*kind, t)))
+                }
+            };
+            result?;
+            println!("{}", step.summary());
+        }
+        Ok(())
+    }
+}
+
+/// An object `certs install` touches, for messages and RBAC hints.
+struct ObjectRef {
+    /// API group ("" for core).
+    group: &'static str,
+    /// Resource (plural).
+    resource: &'static str,
+    name: String,
+    /// Namespace, for namespaced objects.
+    namespace: Option<String>,
+}
+
+fn secret_ref(t: &Target) -> ObjectRef {
+    ObjectRef {
+        group: "",
+        resource: "secrets",
+        name: t.secret.clone(),
+        namespace: Some(t.namespace.clone()),
+    }
+}
+
+fn webhook_ref(kind: WebhookKind, t: &Target) -> ObjectRef {
+    ObjectRef {
+        group: "admissionregistration.k8s.io",
+        resource: kind.resource(),
+        name: t.webhook.clone(),
+        namespace: None,
+    }
+}
+
+impl std::fmt::Display for ObjectRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.namespace {
+            Some(ns) => write!(f, "{} {ns}/{}", self.resource, self.name),
+            None => write!(f, "{} {}", self.resource, self.name),
+        }
+    }
+}
+
+/// A write error: a lost race, or a one-line failure.
+fn classify(e: kube::Error, url: &str, verb: &str, object: &ObjectRef) -> WriteError {
+    match &e {
+        kube::Error::Api(s) if s.code == 409 => WriteError::Race(object.to_string()),
+        _ => WriteError::Failed(api_error(e, verb, url, object)),
+    }
+}
+
+/// A one-line error for a failed call to the API server.
+fn api_error(e: kube::Error, verb: &str, url: &str, object: &ObjectRef) -> anyhow::Error {
+    match e {
+        kube::Error::Api(s) if s.code == 403 => {
+            // `create` cannot be restricted by name in RBAC.
+            let names = match verb {
+                "create" => String::new(),
+                _ => format!(", resourceNames: [{}]", object.name),
+            };
+            let scope = match &object.namespace {
+                Some(ns) => format!("Role in namespace {ns}"),
+                None => "ClusterRole".to_owned(),
+            };
+            anyhow::anyhow!(
+                "forbidden: cannot {verb} {object}; the {scope} bound to this identity needs the rule {{apiGroups: [\"{group}\"], resources: [{resource}]{names}, verbs: [{verb}]}} (API server: {message})",
+                group = object.group,
+                resource = object.resource,
+                message = s.message,
+            )
+        }
+        kube::Error::Api(s) if s.code == 401 => anyhow::anyhow!(
+            "unauthorized: the API server at {url} rejected the credentials while trying to {verb} {object} ({})",
+            s.message
+        ),
+        kube::Error::Api(s) => anyhow::anyhow!(
+            "cannot {verb} {object}: {} ({} {})",
+            s.message,
+            s.code,
+            s.reason
+        ),
+        kube::Error::HyperError(_) | kube::Error::Service(_) => {
+            anyhow::anyhow!("cannot reach the API server at {url}: {}", root_cause(&e))
+        }
+        other => anyhow::anyhow!("cannot {verb} {object}: {}", root_cause(&other)),
+    }
+}
+
+/// The innermost error of a chain (e.g. "Connection refused (os error 111)").
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = e;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
+}
+
+/// A client from `--kubeconfig`/`--context`, else `$KUBECONFIG` or
+/// `~/.kube/config`, else the in-cluster ServiceAccount.
+async fn connect(
+    kubeconfig: Option<&Path>,
+    context: Option<&str>,
+) -> anyhow::Result<(kube::Client, String)> {
+    use kube::config::{Config, KubeConfigOptions, Kubeconfig};
+    // The only provider compiled in; kube's TLS setup needs a default.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let options = KubeConfigOptions {
+        context: context.map(str::to_owned),
+        ..KubeConfigOptions::default()
+    };
+    let mut config = match (kubeconfig, context) {
+        (Some(path), _) => {
+            let file = Kubeconfig::read_from(path)
+                .map_err(|e| anyhow::anyhow!("cannot read kubeconfig {}: {}", path.display(), root_cause(&e)))?;
+            Config::from_custom_kubeconfig(file, &options)
+                .await
+                .map_err(|e| anyhow::anyhow!("kubeconfig {}: {}", path.display(), root_cause(&e)))?
+        }
+        (None, Some(_)) => Config::from_kubeconfig(&options)
+            .await
+            .map_err(|e| anyhow::anyhow!("kubeconfig: {}", root_cause(&e)))?,
+        (None, None) => Config::infer().await.map_err(|e| {
+            let in_cluster = std::env::var_os("KUBERNETES_SERVICE_HOST").is_some();
+            if in_cluster {
+                anyhow::anyhow!("cannot load the in-cluster configuration: {e}")
+            } else {
+                anyhow::anyhow!(
+                    "no cluster to talk to: no usable kubeconfig ($KUBECONFIG, ~/.kube/config: {}) and not running in a pod; pass --kubeconfig",
+                    root_cause(&e)
+                )
+            }
+        })?,
+    };
+    config.connect_timeout = Some(std::time::Duration::from_secs(5));
+    config.read_timeout = Some(std::time::Duration::from_secs(20));
+    config.write_timeout = Some(std::time::Duration::from_secs(20));
+    let url = config.cluster_url.to_string();
+    let url = url.trim_end_matches('/').to_owned();
+    let client = kube::Client::try_from(config)
+        .map_err(|e| anyhow::anyhow!("cannot set up a client for {url}: {}", root_cause(&e)))?;
+    Ok((client, url))
 }
 
 #[cfg(test)]

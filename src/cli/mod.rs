@@ -199,6 +199,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Certs(CertsCommand::Generate(a)) => certs::generate(a),
         Command::Network(c) => network::run(c),
         Command::Bootstrap(a) => cluster::bootstrap(a),
+        Command::Certs(CertsCommand::Install(a)) => certs::install(a),
     }
 }
 
@@ -230,6 +231,9 @@ pub enum CertsCommand {
     /// Generate a CA and a serving certificate for the webhook Service
     /// (SANs: S, S.NS, S.NS.svc, S.NS.svc.cluster.local).
     Generate(CertsGenerateArgs),
+    /// Create or renew the serving certificate Secret in the cluster and
+    /// write its CA into both webhook configurations' caBundle (idempotent).
+    Install(CertsInstallArgs),
 }
 
 /// `floe-guard certs generate`.
@@ -262,4 +266,32 @@ pub enum CertsOutput {
     Files,
     /// The Secret YAML on standard output.
     Secret,
+}
+
+/// `floe-guard certs install`.
+#[derive(Debug, Args)]
+pub struct CertsInstallArgs {
+    /// Name of the webhook Service (the certificate's names derive from it).
+    #[arg(long, default_value = "floe-guard")]
+    pub service: String,
+    /// Namespace of the Service and of the Secret.
+    #[arg(long, short = 'n', default_value = "floe-guard")]
+    pub namespace: String,
+    /// Name of the `kubernetes.io/tls` Secret.
+    #[arg(long, default_value = "floe-guard-tls")]
+    pub secret: String,
+    /// Name of the Mutating- and ValidatingWebhookConfiguration to patch.
+    #[arg(long, default_value = "floe-guard")]
+    pub webhook: String,
+    /// Validity of a serving certificate, days (renewed when 30, or a third,
+    /// are left).
+    #[arg(long, default_value_t = 365,
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(crate::certs::MAX_DAYS)))]
+    pub days: u32,
+    /// Kubeconfig file (default: $KUBECONFIG, ~/.kube/config, else in-cluster).
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Kubeconfig context (default: the current context).
+    #[arg(long)]
+    pub context: Option<String>,
 }
