@@ -27,7 +27,7 @@ fn conformance_dir() -> Option<PathBuf> {
     }
 }
 
-fn fixtures(dir: &PathBuf) -> Vec<(PathBuf, Value)> {
+fn fixtures(dir: &std::path::Path) -> Vec<(PathBuf, Value)> {
     let mut out = Vec::new();
     for level in ["baseline", "restricted"] {
         for verdict in ["pass", "fail"] {
