@@ -9,6 +9,10 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use floe_guard::admission::{Endpoint, review};
 use floe_guard::config::Config;
 
+/// The allocator of the `floe-guard` binary, so the figures are the product's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn payloads() -> PathBuf {
     std::env::var_os("FLOE_GUARD_BENCH_PAYLOADS")
         .map(PathBuf::from)

@@ -192,39 +192,57 @@ fn answer<O>(decoded: Decoded<O>, decide: impl FnOnce(&mut Request<O>) -> Answer
     encode(log, answer)
 }
 
+/// Writes the `AdmissionReview` response. Written by hand rather than through
+/// a serialized struct so the base64 patch is copied once, not escaped.
 fn encode(mut log: ReviewLog, a: Answer) -> Reviewed {
-    let patch = a.patch.filter(|p| !p.is_empty()).map(|ops| {
+    let mut body = Vec::with_capacity(256 + a.message.len());
+    body.extend_from_slice(br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":"#);
+    write_json(&mut body, &log.uid);
+    body.extend_from_slice(if a.allowed { br#","allowed":true"# } else { br#","allowed":false"# });
+    if let Some(ops) = a.patch.filter(|p| !p.is_empty()) {
         let json = serde_json::to_vec(&ops).expect("a patch serializes");
         log.patch_ops = ops.len();
         log.patch_bytes = json.len();
-        base64::engine::general_purpose::STANDARD.encode(json)
-    });
+        body.extend_from_slice(br#","patchType":"JSONPatch","patch":""#);
+        let start = body.len();
+        body.resize(start + base64::encoded_len(json.len(), true).expect("patch fits in memory"), 0);
+        let written = base64::engine::general_purpose::STANDARD
+            .encode_slice(&json, &mut body[start..])
+            .expect("buffer sized for the encoding");
+        body.truncate(start + written);
+        body.push(b'"');
+    }
+    if !a.allowed || !a.message.is_empty() {
+        body.extend_from_slice(br#","status":"#);
+        write_json(
+            &mut body,
+            &StatusOut {
+                status: if a.allowed { "Success" } else { "Failure" },
+                code: a.code,
+                reason: match a.code {
+                    400 => "BadRequest",
+                    403 => "Forbidden",
+                    _ => "",
+                },
+                message: &a.message,
+            },
+        );
+    }
+    if !a.warnings.is_empty() {
+        body.extend_from_slice(br#","warnings":"#);
+        write_json(&mut body, &a.warnings);
+    }
+    if !a.audit.is_empty() {
+        body.extend_from_slice(br#","auditAnnotations":"#);
+        write_json(&mut body, &a.audit);
+    }
+    body.extend_from_slice(b"}}");
     log.allowed = a.allowed;
-    let status = (!a.allowed || !a.message.is_empty()).then(|| StatusOut {
-        status: if a.allowed { "Success" } else { "Failure" },
-        code: a.code,
-        reason: match a.code {
-            400 => "BadRequest",
-            403 => "Forbidden",
-            _ => "",
-        },
-        message: &a.message,
-    });
-    let out = ReviewOut {
-        api_version: API_VERSION,
-        kind: "AdmissionReview",
-        response: ResponseOut {
-            uid: &log.uid,
-            allowed: a.allowed,
-            patch_type: patch.as_ref().map(|_| "JSONPatch"),
-            patch,
-            status,
-            warnings: &a.warnings,
-            audit_annotations: &a.audit,
-        },
-    };
-    let body = serde_json::to_vec(&out).expect("a review serializes");
     Reviewed { body, log }
+}
+
+fn write_json<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
+    serde_json::to_writer(out, value).expect("strings and maps serialize");
 }
 
 fn mutate(req: &mut Request<PodObject>, config: &Config) -> Answer {
@@ -501,31 +519,6 @@ struct NamespaceMeta {
     name: Option<String>,
     generate_name: Option<String>,
     labels: Option<BTreeMap<String, String>>,
-}
-
-#[derive(Serialize)]
-struct ReviewOut<'a> {
-    #[serde(rename = "apiVersion")]
-    api_version: &'static str,
-    kind: &'static str,
-    response: ResponseOut<'a>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ResponseOut<'a> {
-    uid: &'a str,
-    allowed: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    patch_type: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    patch: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    status: Option<StatusOut<'a>>,
-    #[serde(skip_serializing_if = "<[String]>::is_empty")]
-    warnings: &'a [String],
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    audit_annotations: &'a BTreeMap<String, String>,
 }
 
 #[derive(Serialize)]
