@@ -9,4 +9,5 @@ pub mod certs;
 pub mod cli;
 pub mod config;
 pub mod pss;
+pub mod server;
 pub mod yaml;

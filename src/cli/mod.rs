@@ -1,6 +1,7 @@
 //! The command line: argument definitions, dispatch and exit codes.
 
 mod offline;
+mod serve;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -75,6 +76,8 @@ pub enum Command {
     /// Pod Security Standards checks.
     #[command(subcommand)]
     Pss(PssCommand),
+    /// Run the admission webhook server (HTTPS: /mutate, /validate, /healthz, /readyz, /metrics).
+    Serve(serve::ServeArgs),
 }
 
 /// `--config`, shared by every command that reads the floe manifest.
@@ -184,6 +187,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Mutate(a) => offline::mutate(a),
         Command::CheckNamespace(a) => offline::check_namespace(a),
         Command::Pss(PssCommand::Check(a)) => offline::pss_check(a),
+        Command::Serve(a) => serve::serve(a),
     }
 }
 
