@@ -1,7 +1,20 @@
 //! The admission hot path: decode an `admission.k8s.io/v1` AdmissionReview,
 //! decide (pod hardening or namespace validation), encode the response.
 
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+use k8s_openapi::api::core::v1::{Pod, PodSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use serde::de::{DeserializeOwned, IgnoredAny};
+use serde::{Deserialize, Serialize};
+
 use crate::config::Config;
+use crate::harden::{self, Decision, Operation, PodRequest};
+use crate::namespace;
+
+/// The only AdmissionReview version served.
+pub const API_VERSION: &str = "admission.k8s.io/v1";
 
 /// Which webhook a review was sent to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,7 +60,377 @@ pub struct ReviewLog {
 #[error("{0}")]
 pub struct BadReview(pub String);
 
+
 /// Decodes, decides and encodes one review.
-pub fn review(_endpoint: Endpoint, _body: &[u8], _config: &Config) -> Result<Reviewed, BadReview> {
-    todo!("admission hot path")
+///
+/// A body that is not an `admission.k8s.io/v1` AdmissionReview with a
+/// `request.uid` is a [`BadReview`]; anything else gets a well-formed answer
+/// that echoes the uid (a request the webhook cannot handle is denied with
+/// code 400 and the reason).
+pub fn review(endpoint: Endpoint, body: &[u8], config: &Config) -> Result<Reviewed, BadReview> {
+    match endpoint {
+        Endpoint::Mutate => decode::<PodObject>(body).map(|r| answer(r, |req| mutate(req, config))),
+        Endpoint::Validate => {
+            decode::<NamespaceObject>(body).map(|r| answer(r, |req| validate(req, config)))
+        }
+    }
+}
+
+/// What a decision produces, before encoding.
+struct Answer {
+    allowed: bool,
+    code: u16,
+    message: String,
+    patch: Option<Vec<json_patch::PatchOperation>>,
+    warnings: Vec<String>,
+    audit: BTreeMap<String, String>,
+}
+
+impl Answer {
+    fn allow() -> Self {
+        Self::deny(200, String::new(), true)
+    }
+
+    fn deny(code: u16, message: String, allowed: bool) -> Self {
+        Answer {
+            allowed,
+            code,
+            message,
+            patch: None,
+            warnings: Vec::new(),
+            audit: BTreeMap::new(),
+        }
+    }
+}
+
+/// A decoded review: either a request to decide, or one to refuse with 400.
+enum Decoded<O> {
+    Request(Request<O>),
+    Malformed { uid: String, message: String },
+}
+
+fn decode<O: DeserializeOwned>(body: &[u8]) -> Result<Decoded<O>, BadReview> {
+    match serde_json::from_slice::<ReviewIn<O>>(body) {
+        Ok(review) => {
+            check_envelope(review.api_version.as_deref(), review.kind.as_deref())?;
+            let request = review
+                .request
+                .ok_or_else(|| BadReview("the AdmissionReview has no `request`".into()))?;
+            if request.uid.is_empty() {
+                return Err(BadReview("request.uid is empty".into()));
+            }
+            Ok(Decoded::Request(request))
+        }
+        Err(e) => {
+            // Not decodable as a whole: answer by uid when the envelope is sound.
+            let envelope: ReviewIn<IgnoredAny> = serde_json::from_slice(body)
+                .map_err(|_| BadReview(format!("not an AdmissionReview: {e}")))?;
+            check_envelope(envelope.api_version.as_deref(), envelope.kind.as_deref())?;
+            let uid = envelope
+                .request
+                .map(|r| r.uid)
+                .filter(|u| !u.is_empty())
+                .ok_or_else(|| BadReview("the AdmissionReview has no `request.uid`".into()))?;
+            let path = serde_path_to_error::deserialize::<_, ReviewIn<O>>(
+                &mut serde_json::Deserializer::from_slice(body),
+            )
+            .err()
+            .map(|e| e.path().to_string())
+            .unwrap_or_default();
+            Ok(Decoded::Malformed {
+                uid,
+                message: format!("floe-guard cannot decode the request at {path}: {e}"),
+            })
+        }
+    }
+}
+
+fn check_envelope(api_version: Option<&str>, kind: Option<&str>) -> Result<(), BadReview> {
+    if kind != Some("AdmissionReview") {
+        return Err(BadReview(format!(
+            "expected kind AdmissionReview, got {}",
+            kind.unwrap_or("none")
+        )));
+    }
+    if api_version != Some(API_VERSION) {
+        return Err(BadReview(format!(
+            "expected apiVersion {API_VERSION}, got {} (configure admissionReviewVersions: [v1])",
+            api_version.unwrap_or("none")
+        )));
+    }
+    Ok(())
+}
+
+fn answer<O>(decoded: Decoded<O>, decide: impl FnOnce(&mut Request<O>) -> Answer) -> Reviewed {
+    let (log, answer) = match decoded {
+        Decoded::Malformed { uid, message } => (
+            ReviewLog {
+                uid,
+                ..ReviewLog::default()
+            },
+            Answer::deny(400, message, false),
+        ),
+        Decoded::Request(mut req) => {
+            let answer = decide(&mut req);
+            let log = ReviewLog {
+                kind: req.kind.kind,
+                operation: req.operation,
+                namespace: req.namespace.unwrap_or_default(),
+                name: req.name.unwrap_or_default(),
+                uid: req.uid,
+                ..ReviewLog::default()
+            };
+            (log, answer)
+        }
+    };
+    encode(log, answer)
+}
+
+fn encode(mut log: ReviewLog, a: Answer) -> Reviewed {
+    let patch = a.patch.filter(|p| !p.is_empty()).map(|ops| {
+        let json = serde_json::to_vec(&ops).expect("a patch serializes");
+        log.patch_ops = ops.len();
+        log.patch_bytes = json.len();
+        base64::engine::general_purpose::STANDARD.encode(json)
+    });
+    log.allowed = a.allowed;
+    let status = (!a.allowed || !a.message.is_empty()).then(|| StatusOut {
+        status: if a.allowed { "Success" } else { "Failure" },
+        code: a.code,
+        reason: match a.code {
+            400 => "BadRequest",
+            403 => "Forbidden",
+            _ => "",
+        },
+        message: &a.message,
+    });
+    let out = ReviewOut {
+        api_version: API_VERSION,
+        kind: "AdmissionReview",
+        response: ResponseOut {
+            uid: &log.uid,
+            allowed: a.allowed,
+            patch_type: patch.as_ref().map(|_| "JSONPatch"),
+            patch,
+            status,
+            warnings: &a.warnings,
+            audit_annotations: &a.audit,
+        },
+    };
+    let body = serde_json::to_vec(&out).expect("a review serializes");
+    Reviewed { body, log }
+}
+
+fn mutate(req: &mut Request<PodObject>, config: &Config) -> Answer {
+    if (req.kind.group.as_str(), req.kind.kind.as_str()) != ("", "Pod") {
+        return Answer::deny(
+            400,
+            format!(
+                "floe-guard /mutate handles core/v1 Pods, got {}/{} {}: check the webhook's rules",
+                req.kind.group, req.kind.version, req.kind.kind
+            ),
+            false,
+        );
+    }
+    let operation = if req.operation == "CREATE" {
+        Operation::Create
+    } else {
+        Operation::Other
+    };
+    let Some(object) = req.object.take() else {
+        return if operation == Operation::Create {
+            Answer::deny(400, "a CREATE review without `request.object`".into(), false)
+        } else {
+            Answer::allow()
+        };
+    };
+    if req.name.is_none() {
+        req.name = object.metadata.name.clone().or(object.metadata.generate_name.clone());
+    }
+    let namespace = req
+        .namespace
+        .as_deref()
+        .or(object.metadata.namespace.as_deref())
+        .unwrap_or_default()
+        .to_string();
+    let mut pod = object.into_pod();
+    let pod_request = PodRequest {
+        namespace: &namespace,
+        operation,
+        username: &req.user_info.username,
+    };
+    match harden::harden(&mut pod, &pod_request, config) {
+        Decision::Allow {
+            patch,
+            warnings,
+            audit,
+        } => Answer {
+            patch: Some(patch),
+            warnings,
+            audit,
+            ..Answer::allow()
+        },
+        Decision::Deny { reasons } => Answer::deny(403, Decision::deny_message(&reasons), false),
+    }
+}
+
+fn validate(req: &mut Request<NamespaceObject>, config: &Config) -> Answer {
+    if (req.kind.group.as_str(), req.kind.kind.as_str()) != ("", "Namespace") {
+        return Answer::deny(
+            400,
+            format!(
+                "floe-guard /validate handles core/v1 Namespaces, got {}/{} {}: check the webhook's rules",
+                req.kind.group, req.kind.version, req.kind.kind
+            ),
+            false,
+        );
+    }
+    if !matches!(req.operation.as_str(), "CREATE" | "UPDATE") {
+        return Answer::allow();
+    }
+    let Some(object) = req.object.take() else {
+        return Answer::deny(400, format!("a {} review without `request.object`", req.operation), false);
+    };
+    let meta = object.metadata;
+    let name = req
+        .name
+        .get_or_insert_with(|| meta.name.or(meta.generate_name).unwrap_or_default());
+    let verdict = namespace::validate(name, &meta.labels.unwrap_or_default(), config);
+    if verdict.allowed() {
+        Answer::allow()
+    } else {
+        Answer::deny(403, verdict.message(name), false)
+    }
+}
+
+#[derive(Deserialize)]
+struct ReviewIn<O> {
+    #[serde(rename = "apiVersion")]
+    api_version: Option<String>,
+    kind: Option<String>,
+    request: Option<Request<O>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Request<O> {
+    #[serde(default)]
+    uid: String,
+    #[serde(default)]
+    kind: GroupVersionKind,
+    namespace: Option<String>,
+    name: Option<String>,
+    #[serde(default)]
+    operation: String,
+    #[serde(default)]
+    user_info: UserInfo,
+    #[serde(default = "none")]
+    object: Option<O>,
+}
+
+fn none<O>() -> Option<O> {
+    None
+}
+
+#[derive(Deserialize, Default)]
+struct GroupVersionKind {
+    #[serde(default)]
+    group: String,
+    #[serde(default)]
+    version: String,
+    #[serde(default)]
+    kind: String,
+}
+
+#[derive(Deserialize, Default)]
+struct UserInfo {
+    #[serde(default)]
+    username: String,
+}
+
+/// The parts of a Pod the decision reads (managedFields and status are skipped).
+#[derive(Deserialize)]
+struct PodObject {
+    #[serde(default)]
+    metadata: PodMeta,
+    spec: Option<PodSpec>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct PodMeta {
+    name: Option<String>,
+    generate_name: Option<String>,
+    namespace: Option<String>,
+    labels: Option<BTreeMap<String, String>>,
+    annotations: Option<BTreeMap<String, String>>,
+    owner_references: Option<Vec<OwnerReference>>,
+}
+
+impl PodObject {
+    fn into_pod(self) -> Pod {
+        let m = self.metadata;
+        Pod {
+            metadata: ObjectMeta {
+                name: m.name,
+                generate_name: m.generate_name,
+                namespace: m.namespace,
+                labels: m.labels,
+                annotations: m.annotations,
+                owner_references: m.owner_references,
+                ..ObjectMeta::default()
+            },
+            spec: self.spec,
+            status: None,
+        }
+    }
+}
+
+/// The parts of a Namespace the decision reads.
+#[derive(Deserialize)]
+struct NamespaceObject {
+    #[serde(default)]
+    metadata: NamespaceMeta,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct NamespaceMeta {
+    name: Option<String>,
+    generate_name: Option<String>,
+    labels: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Serialize)]
+struct ReviewOut<'a> {
+    #[serde(rename = "apiVersion")]
+    api_version: &'static str,
+    kind: &'static str,
+    response: ResponseOut<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ResponseOut<'a> {
+    uid: &'a str,
+    allowed: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    patch_type: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    patch: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<StatusOut<'a>>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    warnings: &'a [String],
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    audit_annotations: &'a BTreeMap<String, String>,
+}
+
+#[derive(Serialize)]
+struct StatusOut<'a> {
+    status: &'static str,
+    code: u16,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    reason: &'static str,
+    message: &'a str,
 }

@@ -335,11 +335,14 @@ impl Config {
         let de = serde_yaml_ng::Deserializer::from_str(text);
         let config: Option<Config> = serde_path_to_error::deserialize(de).map_err(|e| {
             let path = e.path().to_string();
-            let inner = e.into_inner();
-            err(
-                if path == "." { String::new() } else { path },
-                inner.to_string(),
-            )
+            let path = if path == "." { String::new() } else { path };
+            let reason = e.into_inner().to_string();
+            // The YAML error repeats the path as a prefix: say it once.
+            let reason = match reason.split_once(": ") {
+                Some((head, rest)) if !head.is_empty() && path.starts_with(head) => rest.to_string(),
+                _ => reason,
+            };
+            err(path, reason)
         })?;
         let config = config.unwrap_or_default();
         config.check().map_err(|(path, reason)| err(path, reason))?;
@@ -576,5 +579,193 @@ fn non_root_id<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
     match id(d)? {
         0 => Err(de::Error::custom("0 is root: runAsUser must be non-zero")),
         n => Ok(n),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error(yaml: &str) -> ConfigError {
+        Config::from_yaml(yaml, "manifest.yaml").expect_err("config must be rejected")
+    }
+
+    #[test]
+    fn empty_file_and_missing_security_give_defaults() {
+        assert_eq!(Config::from_yaml("", "m").unwrap(), Config::default());
+        let c = Config::from_yaml("domains: [sales]\nplatform: {other: keys}\n", "m").unwrap();
+        assert_eq!(c.domains, ["sales"]);
+        assert_eq!(c.security, Security::default());
+    }
+
+    #[test]
+    fn the_design_example_loads() {
+        let text = r#"
+domains: [sales, marketing]
+security:
+  network_policies:
+    enabled: true
+    ingress_namespace: ingress-nginx
+    cluster_cidrs: [10.244.0.0/16, 10.96.0.0/12]
+    api_server: {cidrs: [172.18.0.2/32], ports: [443, 6443]}
+    external_https: {enabled: true, except: [169.254.169.254/32]}
+    jobs_egress_allow:
+      - {name: snowflake, cidr: 0.0.0.0/0, port: 443, protocol: TCP}
+      - {name: warehouse, namespace: floe-platform, pod_labels: {app: trino}, port: 8080}
+    platform_egress_allow: []
+  pod_security:
+    enabled: true
+    jobs_level: restricted
+    platform_level: baseline
+    domain_level: restricted
+    run_as_user: 1000
+    run_as_group: 1000
+    fs_group: 1000
+    writable_paths: [/tmp, /home/floe]
+    scope: job-pods
+    on_insecure: deny
+    exemptions: {usernames: [], namespaces: [], runtime_classes: []}
+"#;
+        let c = Config::from_yaml(text, "m").unwrap();
+        let np = &c.security.network_policies;
+        assert_eq!(np.cluster_cidrs.as_ref().unwrap().len(), 2);
+        assert_eq!(np.api_server.as_ref().unwrap().ports, [Port(443), Port(6443)]);
+        assert_eq!(np.jobs_egress_allow[1].pod_labels.as_ref().unwrap()["app"], "trino");
+        assert_eq!(np.jobs_egress_allow[1].protocol, Protocol::TCP);
+        let names: Vec<_> = c.managed_namespaces().into_iter().map(|n| n.name).collect();
+        assert_eq!(
+            names,
+            ["floe-platform", "floe-jobs", "floe-sales-domain", "floe-marketing-domain"]
+        );
+        assert!(c.is_job_namespace("floe-sales-domain"));
+        assert!(!c.is_job_namespace("floe-platform"));
+        assert!(!c.is_job_namespace("floe-other-domain"));
+    }
+
+    #[test]
+    fn bad_configs_name_the_key_path_and_reason() {
+        let cases: &[(&str, &str, &str)] = &[
+            (
+                "security:\n  pod_security:\n    jobs_level: strict\n",
+                "security.pod_security.jobs_level",
+                "unknown variant `strict`",
+            ),
+            (
+                "security:\n  pod_security:\n    writable_paths: [tmp]\n",
+                "security.pod_security.writable_paths[0]",
+                "relative",
+            ),
+            (
+                "security:\n  network_policies:\n    cluster_cidrs: [10.244.0.0/33]\n",
+                "security.network_policies.cluster_cidrs[0]",
+                "invalid CIDR",
+            ),
+            (
+                "security:\n  network_policies:\n    cluster_cidrs: [10.244.1.0/16]\n",
+                "security.network_policies.cluster_cidrs[0]",
+                "host bits",
+            ),
+            (
+                "security:\n  network_policies:\n    jobs_egress_allow:\n      - {name: x, cidr: 1.2.3.4/32, port: 70000}\n",
+                "security.network_policies.jobs_egress_allow[0].port",
+                "out of range",
+            ),
+            (
+                "security:\n  network_policies:\n    api_server: {cidrs: [1.2.3.4/32], ports: [0]}\n",
+                "security.network_policies.api_server.ports[0]",
+                "out of range",
+            ),
+            (
+                "security:\n  pod_security:\n    colour: blue\n",
+                "security.pod_security.colour",
+                "unknown field `colour`",
+            ),
+            (
+                "security:\n  pod_security:\n    run_as_user: 0\n",
+                "security.pod_security.run_as_user",
+                "root",
+            ),
+            (
+                "security:\n  pod_security:\n    enabled: sometimes\n",
+                "security.pod_security.enabled",
+                "invalid type",
+            ),
+            (
+                "security:\n  pod_security:\n    scope: everything\n",
+                "security.pod_security.scope",
+                "unknown variant",
+            ),
+            (
+                "security:\n  pod_security:\n    on_insecure: ignore\n",
+                "security.pod_security.on_insecure",
+                "unknown variant",
+            ),
+            (
+                "domains: [Sales]\n",
+                "domains",
+                "is not valid",
+            ),
+            (
+                "domains: [sales, sales]\n",
+                "domains[1]",
+                "duplicate",
+            ),
+            (
+                "security:\n  network_policies:\n    jobs_egress_allow:\n      - {name: x, port: 443}\n",
+                "security.network_policies.jobs_egress_allow[0]",
+                "give a destination",
+            ),
+            (
+                "security:\n  network_policies:\n    jobs_egress_allow:\n      - {name: x, cidr: 0.0.0.0/0, namespace: a, port: 443}\n",
+                "security.network_policies.jobs_egress_allow[0]",
+                "not both",
+            ),
+            (
+                "security:\n  network_policies:\n    jobs_egress_allow:\n      - {name: x, cidr: 0.0.0.0/0, port: 443, protocol: ICMP}\n",
+                "security.network_policies.jobs_egress_allow[0].protocol",
+                "unknown variant",
+            ),
+            (
+                "security:\n  pod_security:\n    writable_size_limit: lots\n",
+                "security.pod_security.writable_size_limit",
+                "invalid quantity",
+            ),
+            (
+                "security:\n  network_policies:\n    ingress_namespace: Ingress_Nginx\n",
+                "security.network_policies.ingress_namespace",
+                "not a valid name",
+            ),
+            (
+                "security:\n  network_policies:\n    api_server: {cidrs: []}\n",
+                "security.network_policies.api_server.cidrs",
+                "must not be empty",
+            ),
+            (
+                "security: [1, 2]\n",
+                "security",
+                "invalid type",
+            ),
+        ];
+        for (yaml, path, reason) in cases {
+            let e = error(yaml);
+            assert_eq!(e.origin, "manifest.yaml");
+            assert_eq!(&e.path, path, "for {yaml:?}: {e}");
+            assert!(e.reason.contains(reason), "for {yaml:?}: {e}");
+            let line = e.to_string();
+            assert!(line.contains("manifest.yaml") && line.contains(path), "{line}");
+        }
+    }
+
+    #[test]
+    fn yaml_syntax_errors_say_where() {
+        let e = error("security:\n  pod_security: {enabled: true\n");
+        assert!(e.reason.contains("line"), "{e}");
+    }
+
+    #[test]
+    fn unreadable_file_is_reported_with_its_name() {
+        let e = Config::load(Path::new("/nonexistent/manifest.yaml")).unwrap_err();
+        assert!(e.to_string().contains("/nonexistent/manifest.yaml"), "{e}");
+        assert!(e.reason.contains("cannot read"));
     }
 }

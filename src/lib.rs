@@ -11,3 +11,5 @@ pub mod config;
 pub mod pss;
 pub mod server;
 pub mod yaml;
+pub mod harden;
+pub mod namespace;

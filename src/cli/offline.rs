@@ -1,10 +1,16 @@
 //! The offline commands: `mutate`, `check-namespace`, `pss check`.
 
-use anyhow::bail;
+use anyhow::{anyhow, bail};
+use k8s_openapi::api::core::v1::{Namespace, Pod};
+use serde_json::json;
 
 use super::{
-    CheckNamespaceArgs, MutateArgs, Outcome, PssCheckArgs, TextOrJson, input_name, read_input,
+    CheckNamespaceArgs, MutateArgs, MutateOutput, Outcome, PssCheckArgs, TextOrJson, input_name,
+    read_input,
 };
+use crate::config::JOBS_NAMESPACE;
+use crate::harden::{self, Decision, Operation, PodRequest};
+use crate::namespace::{self, NamespaceVerdict};
 use crate::pss;
 use crate::yaml;
 
@@ -27,13 +33,11 @@ pub fn pss_check(a: PssCheckArgs) -> anyhow::Result<Outcome> {
             println!("{name}: satisfies {}", a.level)
         }
         TextOrJson::Text => {
-            println!(
-                "{name}: violates {} ({} problems)",
-                a.level,
-                violations.len()
-            );
+            let n = violations.len();
+            let noun = if n == 1 { "violation" } else { "violations" };
+            println!("{name}: violates {} ({n} {noun})", a.level);
             for v in &violations {
-                println!("  - {} at {}: {}", v.check, v.path, v.message);
+                println!("  - {} at {}\n      {}", v.check, v.path, v.message);
             }
         }
     }
@@ -45,11 +49,95 @@ pub fn pss_check(a: PssCheckArgs) -> anyhow::Result<Outcome> {
 }
 
 /// `floe-guard mutate`.
-pub fn mutate(_a: MutateArgs) -> anyhow::Result<Outcome> {
-    bail!("mutate: in progress")
+pub fn mutate(a: MutateArgs) -> anyhow::Result<Outcome> {
+    let config = a.config.load()?;
+    let name = input_name(&a.file);
+    let mut object = yaml::parse_one(&read_input(&a.file)?, &name)?;
+    if yaml::kind_of(&object) != "Pod" {
+        bail!("{name}: expected a Pod, got kind {}", yaml::kind_of(&object));
+    }
+    let mut pod: Pod = serde_json::from_value(object.clone())
+        .map_err(|e| anyhow!("{name}: not a valid Pod: {e}"))?;
+    let namespace = a
+        .namespace
+        .clone()
+        .or_else(|| pod.metadata.namespace.clone())
+        .unwrap_or_else(|| JOBS_NAMESPACE.to_string());
+    let req = PodRequest {
+        namespace: &namespace,
+        operation: Operation::Create,
+        username: &a.user,
+    };
+    if let Some(skip) = harden::skip(&pod, &req, &config) {
+        eprintln!("note: the pod is left untouched: {}", skip.reason());
+    }
+    match harden::harden(&mut pod, &req, &config) {
+        Decision::Deny { reasons } => {
+            if a.output == MutateOutput::Yaml {
+                eprintln!("{}", Decision::deny_message(&reasons));
+            } else {
+                let denial = json!({"allowed": false, "namespace": namespace, "reasons": reasons});
+                println!("{}", serde_json::to_string_pretty(&denial)?);
+            }
+            Ok(Outcome::Finding)
+        }
+        Decision::Allow { patch, warnings, .. } => {
+            for w in &warnings {
+                eprintln!("warning: {w}");
+            }
+            json_patch::patch(&mut object, &patch)
+                .map_err(|e| anyhow!("internal error: the patch does not apply: {e}"))?;
+            match a.output {
+                MutateOutput::Yaml => print!("{}", serde_yaml_ng::to_string(&object)?),
+                MutateOutput::Json => println!("{}", serde_json::to_string_pretty(&object)?),
+                MutateOutput::Patch => println!("{}", serde_json::to_string_pretty(&patch)?),
+            }
+            Ok(Outcome::Clean)
+        }
+    }
 }
 
 /// `floe-guard check-namespace`.
-pub fn check_namespace(_a: CheckNamespaceArgs) -> anyhow::Result<Outcome> {
-    bail!("check-namespace: in progress")
+pub fn check_namespace(a: CheckNamespaceArgs) -> anyhow::Result<Outcome> {
+    let config = a.config.load()?;
+    let name = input_name(&a.file);
+    let object = yaml::parse_one(&read_input(&a.file)?, &name)?;
+    if yaml::kind_of(&object) != "Namespace" {
+        bail!("{name}: expected a Namespace, got kind {}", yaml::kind_of(&object));
+    }
+    let ns: Namespace = serde_json::from_value(object)
+        .map_err(|e| anyhow!("{name}: not a valid Namespace: {e}"))?;
+    let ns_name = ns
+        .metadata
+        .name
+        .ok_or_else(|| anyhow!("{name}: the Namespace has no metadata.name"))?;
+    let verdict = namespace::validate(&ns_name, &ns.metadata.labels.unwrap_or_default(), &config);
+    match a.output {
+        TextOrJson::Json => {
+            let (problems, fix) = match &verdict {
+                NamespaceVerdict::Invalid { problems, fix } => (problems.clone(), Some(fix.clone())),
+                _ => (Vec::new(), None),
+            };
+            let out = json!({
+                "namespace": ns_name,
+                "managed": verdict != NamespaceVerdict::Unmanaged,
+                "allowed": verdict.allowed(),
+                "problems": problems,
+                "fix": fix,
+            });
+            println!("{}", serde_json::to_string_pretty(&out)?);
+        }
+        TextOrJson::Text => match &verdict {
+            NamespaceVerdict::Unmanaged => println!("{ns_name}: not managed by floe, allowed"),
+            NamespaceVerdict::Valid => println!("{ns_name}: Pod Security labels are valid"),
+            NamespaceVerdict::Invalid { problems, fix } => {
+                println!("{ns_name}: denied");
+                for p in problems {
+                    println!("  - {p}");
+                }
+                println!("fix: {fix}");
+            }
+        },
+    }
+    Ok(if verdict.allowed() { Outcome::Clean } else { Outcome::Finding })
 }

@@ -1,0 +1,220 @@
+//! Namespace validation: managed namespaces must carry valid Pod Security
+//! Standards labels, with `enforce` at least the configured level.
+
+use std::collections::BTreeMap;
+
+use crate::config::{Config, FLOE, PART_OF_LABEL};
+use crate::pss::Level;
+
+/// Prefix of the Pod Security Admission labels.
+pub const PSS_LABEL_PREFIX: &str = "pod-security.kubernetes.io/";
+/// The three Pod Security Admission modes.
+pub const MODES: [&str; 3] = ["enforce", "audit", "warn"];
+
+/// The verdict on one namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NamespaceVerdict {
+    /// Not managed by floe (or pod security disabled): no opinion.
+    Unmanaged,
+    /// Managed, and its labels are valid.
+    Valid,
+    /// Managed, with every problem and the command that fixes them.
+    Invalid {
+        /// One line per problem.
+        problems: Vec<String>,
+        /// A `kubectl label` command that fixes every problem.
+        fix: String,
+    },
+}
+
+impl NamespaceVerdict {
+    /// Whether the namespace may be admitted.
+    pub fn allowed(&self) -> bool {
+        !matches!(self, NamespaceVerdict::Invalid { .. })
+    }
+
+    /// The denial message (empty when allowed).
+    pub fn message(&self, name: &str) -> String {
+        match self {
+            NamespaceVerdict::Invalid { problems, fix } => format!(
+                "namespace {name:?} is managed by floe and needs valid Pod Security labels: {}. Fix: {fix}",
+                problems.join("; ")
+            ),
+            _ => String::new(),
+        }
+    }
+}
+
+/// The level a managed namespace must at least enforce, if it is managed.
+pub fn required_level(name: &str, labels: &BTreeMap<String, String>, cfg: &Config) -> Option<Level> {
+    if let Some(ns) = cfg.managed_namespace(name) {
+        return Some(ns.level);
+    }
+    let ps = &cfg.security.pod_security;
+    (labels.get(PART_OF_LABEL).map(String::as_str) == Some(FLOE))
+        .then(|| ps.platform_level.min(ps.jobs_level).min(ps.domain_level))
+}
+
+/// Validates the labels of namespace `name` against the configuration.
+pub fn validate(name: &str, labels: &BTreeMap<String, String>, cfg: &Config) -> NamespaceVerdict {
+    if !cfg.security.pod_security.enabled {
+        return NamespaceVerdict::Unmanaged;
+    }
+    let Some(required) = required_level(name, labels, cfg) else {
+        return NamespaceVerdict::Unmanaged;
+    };
+    let mut problems = Vec::new();
+    let mut fixes = Vec::new();
+    for mode in MODES {
+        let key = format!("{PSS_LABEL_PREFIX}{mode}");
+        let wanted = if mode == "enforce" { required } else { Level::Restricted };
+        match labels.get(&key).map(|v| v.parse::<Level>()) {
+            None => {
+                problems.push(format!("{key} is missing (needs {required} or stricter)"));
+                fixes.push(format!("{key}={wanted}"));
+            }
+            Some(Err(_)) => {
+                problems.push(format!(
+                    "{key}={} is not a level (privileged, baseline or restricted)",
+                    labels[&key]
+                ));
+                fixes.push(format!("{key}={wanted}"));
+            }
+            Some(Ok(level)) if mode == "enforce" && level < required => {
+                problems.push(format!(
+                    "{key}={level} is weaker than the configured {required}"
+                ));
+                fixes.push(format!("{key}={required}"));
+            }
+            Some(Ok(_)) => {}
+        }
+        let version_key = format!("{key}-version");
+        if let Some(v) = labels.get(&version_key)
+            && !valid_version(v)
+        {
+            problems.push(format!(
+                "{version_key}={v} is not a policy version (latest or v1.N)"
+            ));
+            fixes.push(format!("{version_key}=latest"));
+        }
+    }
+    if problems.is_empty() {
+        NamespaceVerdict::Valid
+    } else {
+        NamespaceVerdict::Invalid {
+            problems,
+            fix: format!("kubectl label namespace {name} --overwrite {}", fixes.join(" ")),
+        }
+    }
+}
+
+/// Whether `v` is a Pod Security Admission policy version: `latest` or `v1.N`.
+fn valid_version(v: &str) -> bool {
+    v == "latest"
+        || v.strip_prefix("v1.").is_some_and(|n| {
+            !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) && (n == "0" || !n.starts_with('0'))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    fn full(enforce: &str) -> BTreeMap<String, String> {
+        labels(&[
+            ("pod-security.kubernetes.io/enforce", enforce),
+            ("pod-security.kubernetes.io/audit", "restricted"),
+            ("pod-security.kubernetes.io/warn", "restricted"),
+        ])
+    }
+
+    #[test]
+    fn unmanaged_namespaces_have_no_opinion() {
+        let cfg = Config::default();
+        assert_eq!(validate("default", &labels(&[]), &cfg), NamespaceVerdict::Unmanaged);
+    }
+
+    #[test]
+    fn managed_namespace_with_valid_labels_is_valid() {
+        let cfg = Config::default();
+        assert_eq!(validate("floe-jobs", &full("restricted"), &cfg), NamespaceVerdict::Valid);
+        assert_eq!(validate("floe-platform", &full("baseline"), &cfg), NamespaceVerdict::Valid);
+        assert_eq!(validate("floe-platform", &full("restricted"), &cfg), NamespaceVerdict::Valid);
+    }
+
+    #[test]
+    fn missing_labels_are_each_listed_with_a_fix() {
+        let cfg = Config::default();
+        let v = validate("floe-jobs", &labels(&[]), &cfg);
+        let NamespaceVerdict::Invalid { problems, fix } = &v else {
+            panic!("expected invalid, got {v:?}")
+        };
+        assert_eq!(problems.len(), 3, "{problems:?}");
+        assert_eq!(
+            fix,
+            "kubectl label namespace floe-jobs --overwrite pod-security.kubernetes.io/enforce=restricted \
+             pod-security.kubernetes.io/audit=restricted pod-security.kubernetes.io/warn=restricted"
+        );
+        assert!(v.message("floe-jobs").contains("enforce is missing"));
+    }
+
+    #[test]
+    fn weaker_enforce_is_denied() {
+        let cfg = Config::default();
+        let v = validate("floe-jobs", &full("baseline"), &cfg);
+        assert!(!v.allowed());
+        assert!(v.message("floe-jobs").contains("weaker than the configured restricted"));
+        assert!(!validate("floe-platform", &full("privileged"), &cfg).allowed());
+    }
+
+    #[test]
+    fn invalid_level_and_version_are_denied() {
+        let cfg = Config::default();
+        let mut l = full("strict");
+        l.insert("pod-security.kubernetes.io/warn-version".into(), "1.30".into());
+        let v = validate("floe-jobs", &l, &cfg);
+        let NamespaceVerdict::Invalid { problems, fix } = v else { panic!() };
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(fix.contains("pod-security.kubernetes.io/warn-version=latest"));
+    }
+
+    #[test]
+    fn versions_latest_and_v1_n_are_valid() {
+        assert!(valid_version("latest"));
+        assert!(valid_version("v1.37"));
+        assert!(valid_version("v1.0"));
+        for bad in ["v1.", "v2.1", "1.30", "v1.3a", "v1.030", "Latest"] {
+            assert!(!valid_version(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn part_of_floe_label_makes_a_namespace_managed() {
+        let cfg = Config::default();
+        let mut l = labels(&[("app.kubernetes.io/part-of", "floe")]);
+        assert!(!validate("floe-extra", &l, &cfg).allowed());
+        l.extend(full("baseline"));
+        assert_eq!(validate("floe-extra", &l, &cfg), NamespaceVerdict::Valid);
+    }
+
+    #[test]
+    fn domain_namespaces_are_managed() {
+        let cfg = Config {
+            domains: vec!["sales".into()],
+            ..Config::default()
+        };
+        assert!(!validate("floe-sales-domain", &full("baseline"), &cfg).allowed());
+        assert!(validate("floe-marketing-domain", &full("baseline"), &cfg).allowed());
+    }
+
+    #[test]
+    fn disabled_pod_security_manages_nothing() {
+        let mut cfg = Config::default();
+        cfg.security.pod_security.enabled = false;
+        assert_eq!(validate("floe-jobs", &labels(&[]), &cfg), NamespaceVerdict::Unmanaged);
+    }
+}
