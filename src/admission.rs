@@ -60,7 +60,6 @@ pub struct ReviewLog {
 #[error("{0}")]
 pub struct BadReview(pub String);
 
-
 /// Decodes, decides and encodes one review.
 ///
 /// A body that is not an `admission.k8s.io/v1` AdmissionReview with a
@@ -239,13 +238,21 @@ fn mutate(req: &mut Request<PodObject>, config: &Config) -> Answer {
     };
     let Some(object) = req.object.take() else {
         return if operation == Operation::Create {
-            Answer::deny(400, "a CREATE review without `request.object`".into(), false)
+            Answer::deny(
+                400,
+                "a CREATE review without `request.object`".into(),
+                false,
+            )
         } else {
             Answer::allow()
         };
     };
     if req.name.is_none() {
-        req.name = object.metadata.name.clone().or(object.metadata.generate_name.clone());
+        req.name = object
+            .metadata
+            .name
+            .clone()
+            .or(object.metadata.generate_name.clone());
     }
     let namespace = req
         .namespace
@@ -289,7 +296,11 @@ fn validate(req: &mut Request<NamespaceObject>, config: &Config) -> Answer {
         return Answer::allow();
     }
     let Some(object) = req.object.take() else {
-        return Answer::deny(400, format!("a {} review without `request.object`", req.operation), false);
+        return Answer::deny(
+            400,
+            format!("a {} review without `request.object`", req.operation),
+            false,
+        );
     };
     let meta = object.metadata;
     let name = req

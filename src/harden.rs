@@ -12,8 +12,8 @@ use std::fmt::Write as _;
 use json_patch::jsonptr::PointerBuf;
 use json_patch::{AddOperation, PatchOperation, ReplaceOperation};
 use k8s_openapi::api::core::v1::{
-    Capabilities, EmptyDirVolumeSource, Pod, PodSecurityContext, SeccompProfile,
-    SecurityContext, Volume, VolumeMount,
+    Capabilities, EmptyDirVolumeSource, Pod, PodSecurityContext, SeccompProfile, SecurityContext,
+    Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use serde_json::{Value, json};
@@ -124,7 +124,10 @@ impl Skip {
 pub fn skip(pod: &Pod, req: &PodRequest, cfg: &Config) -> Option<Skip> {
     let ps = &cfg.security.pod_security;
     let ex = &ps.exemptions;
-    let runtime_class = pod.spec.as_ref().and_then(|s| s.runtime_class_name.as_deref());
+    let runtime_class = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.runtime_class_name.as_deref());
     if !ps.enabled {
         Some(Skip::Disabled)
     } else if req.operation != Operation::Create {
@@ -180,17 +183,34 @@ pub fn harden(pod: &mut Pod, req: &PodRequest, cfg: &Config) -> Decision {
     ] {
         if *on == Some(true) {
             *on = Some(false);
-            h.replace(&["spec", field], json!(false), format!("spec.{field} is true"), None);
+            h.replace(
+                &["spec", field],
+                json!(false),
+                format!("spec.{field} is true"),
+                None,
+            );
         }
     }
     for (i, c) in spec.containers.iter_mut().enumerate() {
         h.container(&mut c.security_context, "containers", i, &c.name, windows);
     }
     for (i, c) in spec.init_containers.iter_mut().flatten().enumerate() {
-        h.container(&mut c.security_context, "initContainers", i, &c.name, windows);
+        h.container(
+            &mut c.security_context,
+            "initContainers",
+            i,
+            &c.name,
+            windows,
+        );
     }
     for (i, c) in spec.ephemeral_containers.iter_mut().flatten().enumerate() {
-        h.container(&mut c.security_context, "ephemeralContainers", i, &c.name, windows);
+        h.container(
+            &mut c.security_context,
+            "ephemeralContainers",
+            i,
+            &c.name,
+            windows,
+        );
     }
     if !windows {
         h.writable_paths(spec);
@@ -199,7 +219,11 @@ pub fn harden(pod: &mut Pod, req: &PodRequest, cfg: &Config) -> Decision {
     let level = cfg
         .managed_namespace(req.namespace)
         .map_or(ps.jobs_level, |n| n.level);
-    let remaining = pss::check(&pod.metadata, pod.spec.as_ref().expect("spec checked above"), level);
+    let remaining = pss::check(
+        &pod.metadata,
+        pod.spec.as_ref().expect("spec checked above"),
+        level,
+    );
     let mut reasons = Vec::new();
     if ps.on_insecure == OnInsecure::Deny {
         reasons.append(&mut h.insecure);
@@ -223,8 +247,11 @@ pub fn harden(pod: &mut Pod, req: &PodRequest, cfg: &Config) -> Decision {
     let mut audit = BTreeMap::new();
     if !h.insecure.is_empty() {
         audit.insert("insecure-overridden".to_string(), h.insecure.join("; "));
-        h.warnings
-            .extend(h.insecure.iter().map(|f| format!("floe-guard overrode an insecure value: {f}")));
+        h.warnings.extend(
+            h.insecure
+                .iter()
+                .map(|f| format!("floe-guard overrode an insecure value: {f}")),
+        );
     }
     Decision::Allow {
         patch: h.ops,
@@ -321,7 +348,13 @@ impl Hardener<'_> {
                 None,
             );
         }
-        self.seccomp(&mut sc.seccomp_profile, &base, "spec.securityContext", None, true);
+        self.seccomp(
+            &mut sc.seccomp_profile,
+            &base,
+            "spec.securityContext",
+            None,
+            true,
+        );
     }
 
     /// Fills an absent pod-level seccomp profile (`fill`), replaces `Unconfined`.
@@ -440,7 +473,13 @@ impl Hardener<'_> {
         self.seccomp(&mut sc.seccomp_profile, &base, &at, Some(name), false);
     }
 
-    fn capabilities(&mut self, caps: &mut Option<Capabilities>, base: &[&str], at: &str, name: &str) {
+    fn capabilities(
+        &mut self,
+        caps: &mut Option<Capabilities>,
+        base: &[&str],
+        at: &str,
+        name: &str,
+    ) {
         let path = |rest: &[&'static str]| -> Vec<&str> {
             base.iter().copied().chain(rest.iter().copied()).collect()
         };
@@ -493,7 +532,11 @@ impl Hardener<'_> {
                     .any(|m| m.mount_path.trim_end_matches('/') == path)
             };
             let needed = spec.containers.iter().any(|c| lacks(&c.volume_mounts))
-                || spec.init_containers.iter().flatten().any(|c| lacks(&c.volume_mounts));
+                || spec
+                    .init_containers
+                    .iter()
+                    .flatten()
+                    .any(|c| lacks(&c.volume_mounts));
             if !needed {
                 continue;
             }
@@ -501,7 +544,11 @@ impl Hardener<'_> {
             let volume = Volume {
                 name: name.clone(),
                 empty_dir: Some(EmptyDirVolumeSource {
-                    size_limit: self.ps.writable_size_limit.as_ref().map(|q| Quantity(q.0.clone())),
+                    size_limit: self
+                        .ps
+                        .writable_size_limit
+                        .as_ref()
+                        .map(|q| Quantity(q.0.clone())),
                     ..Default::default()
                 }),
                 ..Default::default()
@@ -580,7 +627,13 @@ fn volume_name(path: &str, existing: &[Volume]) -> String {
     let mut slug: String = path
         .trim_matches('/')
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
         .collect();
     slug.truncate(40);
     let slug = slug.trim_matches('-');
