@@ -170,21 +170,39 @@ async fn read_body(s: &AppState, req: Request) -> Result<Bytes, Rejection> {
         return Err(too_large());
     }
     let limited = Limited::new(req.into_body(), s.max_body_bytes);
-    match tokio::time::timeout(s.body_timeout, limited.collect()).await {
-        Err(_) => Err(Rejection::new(
+    let timed_out = || {
+        Rejection::new(
             StatusCode::REQUEST_TIMEOUT,
             format!(
                 "request body not received within {}s",
                 s.body_timeout.as_secs_f32()
             ),
-        )),
+        )
+    };
+    match tokio::time::timeout(s.body_timeout, limited.collect()).await {
+        Err(_) => Err(timed_out()),
         Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
+        Ok(Err(e)) if is_timeout(&*e) => Err(timed_out()),
         Ok(Err(e)) => Err(Rejection::new(
             StatusCode::BAD_REQUEST,
             format!("cannot read the request body: {e}"),
         )),
         Ok(Ok(collected)) => Ok(collected.to_bytes()),
     }
+}
+
+/// Whether a body read failed on the connection's request deadline.
+fn is_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        if c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+        {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
 }
 
 /// Answers with an HTTP error, logged (with the review's uid when the body
