@@ -339,9 +339,7 @@ impl Config {
             let reason = e.into_inner().to_string();
             // The YAML error repeats the path as a prefix: say it once.
             let reason = match reason.split_once(": ") {
-                Some((head, rest)) if !head.is_empty() && path.starts_with(head) => {
-                    rest.to_string()
-                }
+                Some((head, rest)) if !head.is_empty() && path.starts_with(head) => rest.to_string(),
                 _ => reason,
             };
             err(path, reason)
@@ -631,24 +629,13 @@ security:
         let c = Config::from_yaml(text, "m").unwrap();
         let np = &c.security.network_policies;
         assert_eq!(np.cluster_cidrs.as_ref().unwrap().len(), 2);
-        assert_eq!(
-            np.api_server.as_ref().unwrap().ports,
-            [Port(443), Port(6443)]
-        );
-        assert_eq!(
-            np.jobs_egress_allow[1].pod_labels.as_ref().unwrap()["app"],
-            "trino"
-        );
+        assert_eq!(np.api_server.as_ref().unwrap().ports, [Port(443), Port(6443)]);
+        assert_eq!(np.jobs_egress_allow[1].pod_labels.as_ref().unwrap()["app"], "trino");
         assert_eq!(np.jobs_egress_allow[1].protocol, Protocol::TCP);
         let names: Vec<_> = c.managed_namespaces().into_iter().map(|n| n.name).collect();
         assert_eq!(
             names,
-            [
-                "floe-platform",
-                "floe-jobs",
-                "floe-sales-domain",
-                "floe-marketing-domain"
-            ]
+            ["floe-platform", "floe-jobs", "floe-sales-domain", "floe-marketing-domain"]
         );
         assert!(c.is_job_namespace("floe-sales-domain"));
         assert!(!c.is_job_namespace("floe-platform"));
@@ -713,8 +700,16 @@ security:
                 "security.pod_security.on_insecure",
                 "unknown variant",
             ),
-            ("domains: [Sales]\n", "domains", "is not valid"),
-            ("domains: [sales, sales]\n", "domains[1]", "duplicate"),
+            (
+                "domains: [Sales]\n",
+                "domains",
+                "is not valid",
+            ),
+            (
+                "domains: [sales, sales]\n",
+                "domains[1]",
+                "duplicate",
+            ),
             (
                 "security:\n  network_policies:\n    jobs_egress_allow:\n      - {name: x, port: 443}\n",
                 "security.network_policies.jobs_egress_allow[0]",
@@ -745,7 +740,11 @@ security:
                 "security.network_policies.api_server.cidrs",
                 "must not be empty",
             ),
-            ("security: [1, 2]\n", "security", "invalid type"),
+            (
+                "security: [1, 2]\n",
+                "security",
+                "invalid type",
+            ),
         ];
         for (yaml, path, reason) in cases {
             let e = error(yaml);
@@ -753,10 +752,7 @@ security:
             assert_eq!(&e.path, path, "for {yaml:?}: {e}");
             assert!(e.reason.contains(reason), "for {yaml:?}: {e}");
             let line = e.to_string();
-            assert!(
-                line.contains("manifest.yaml") && line.contains(path),
-                "{line}"
-            );
+            assert!(line.contains("manifest.yaml") && line.contains(path), "{line}");
         }
     }
 

@@ -46,11 +46,7 @@ impl NamespaceVerdict {
 }
 
 /// The level a managed namespace must at least enforce, if it is managed.
-pub fn required_level(
-    name: &str,
-    labels: &BTreeMap<String, String>,
-    cfg: &Config,
-) -> Option<Level> {
+pub fn required_level(name: &str, labels: &BTreeMap<String, String>, cfg: &Config) -> Option<Level> {
     if let Some(ns) = cfg.managed_namespace(name) {
         return Some(ns.level);
     }
@@ -71,11 +67,7 @@ pub fn validate(name: &str, labels: &BTreeMap<String, String>, cfg: &Config) -> 
     let mut fixes = Vec::new();
     for mode in MODES {
         let key = format!("{PSS_LABEL_PREFIX}{mode}");
-        let wanted = if mode == "enforce" {
-            required
-        } else {
-            Level::Restricted
-        };
+        let wanted = if mode == "enforce" { required } else { Level::Restricted };
         match labels.get(&key).map(|v| v.parse::<Level>()) {
             None => {
                 problems.push(format!("{key} is missing (needs {required} or stricter)"));
@@ -111,10 +103,7 @@ pub fn validate(name: &str, labels: &BTreeMap<String, String>, cfg: &Config) -> 
     } else {
         NamespaceVerdict::Invalid {
             problems,
-            fix: format!(
-                "kubectl label namespace {name} --overwrite {}",
-                fixes.join(" ")
-            ),
+            fix: format!("kubectl label namespace {name} --overwrite {}", fixes.join(" ")),
         }
     }
 }
@@ -123,9 +112,7 @@ pub fn validate(name: &str, labels: &BTreeMap<String, String>, cfg: &Config) -> 
 fn valid_version(v: &str) -> bool {
     v == "latest"
         || v.strip_prefix("v1.").is_some_and(|n| {
-            !n.is_empty()
-                && n.bytes().all(|b| b.is_ascii_digit())
-                && (n == "0" || !n.starts_with('0'))
+            !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) && (n == "0" || !n.starts_with('0'))
         })
 }
 
@@ -134,10 +121,7 @@ mod tests {
     use super::*;
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     fn full(enforce: &str) -> BTreeMap<String, String> {
@@ -151,27 +135,15 @@ mod tests {
     #[test]
     fn unmanaged_namespaces_have_no_opinion() {
         let cfg = Config::default();
-        assert_eq!(
-            validate("default", &labels(&[]), &cfg),
-            NamespaceVerdict::Unmanaged
-        );
+        assert_eq!(validate("default", &labels(&[]), &cfg), NamespaceVerdict::Unmanaged);
     }
 
     #[test]
     fn managed_namespace_with_valid_labels_is_valid() {
         let cfg = Config::default();
-        assert_eq!(
-            validate("floe-jobs", &full("restricted"), &cfg),
-            NamespaceVerdict::Valid
-        );
-        assert_eq!(
-            validate("floe-platform", &full("baseline"), &cfg),
-            NamespaceVerdict::Valid
-        );
-        assert_eq!(
-            validate("floe-platform", &full("restricted"), &cfg),
-            NamespaceVerdict::Valid
-        );
+        assert_eq!(validate("floe-jobs", &full("restricted"), &cfg), NamespaceVerdict::Valid);
+        assert_eq!(validate("floe-platform", &full("baseline"), &cfg), NamespaceVerdict::Valid);
+        assert_eq!(validate("floe-platform", &full("restricted"), &cfg), NamespaceVerdict::Valid);
     }
 
     #[test]
@@ -195,10 +167,7 @@ mod tests {
         let cfg = Config::default();
         let v = validate("floe-jobs", &full("baseline"), &cfg);
         assert!(!v.allowed());
-        assert!(
-            v.message("floe-jobs")
-                .contains("weaker than the configured restricted")
-        );
+        assert!(v.message("floe-jobs").contains("weaker than the configured restricted"));
         assert!(!validate("floe-platform", &full("privileged"), &cfg).allowed());
     }
 
@@ -206,14 +175,9 @@ mod tests {
     fn invalid_level_and_version_are_denied() {
         let cfg = Config::default();
         let mut l = full("strict");
-        l.insert(
-            "pod-security.kubernetes.io/warn-version".into(),
-            "1.30".into(),
-        );
+        l.insert("pod-security.kubernetes.io/warn-version".into(), "1.30".into());
         let v = validate("floe-jobs", &l, &cfg);
-        let NamespaceVerdict::Invalid { problems, fix } = v else {
-            panic!()
-        };
+        let NamespaceVerdict::Invalid { problems, fix } = v else { panic!() };
         assert_eq!(problems.len(), 2, "{problems:?}");
         assert!(fix.contains("pod-security.kubernetes.io/warn-version=latest"));
     }
@@ -251,9 +215,6 @@ mod tests {
     fn disabled_pod_security_manages_nothing() {
         let mut cfg = Config::default();
         cfg.security.pod_security.enabled = false;
-        assert_eq!(
-            validate("floe-jobs", &labels(&[]), &cfg),
-            NamespaceVerdict::Unmanaged
-        );
+        assert_eq!(validate("floe-jobs", &labels(&[]), &cfg), NamespaceVerdict::Unmanaged);
     }
 }

@@ -1,5 +1,6 @@
 //! The command line: argument definitions, dispatch and exit codes.
 
+mod certs;
 mod offline;
 mod serve;
 
@@ -78,6 +79,9 @@ pub enum Command {
     Pss(PssCommand),
     /// Run the admission webhook server (HTTPS: /mutate, /validate, /healthz, /readyz, /metrics).
     Serve(serve::ServeArgs),
+    /// Certificates for the webhook's HTTPS endpoint.
+    #[command(subcommand)]
+    Certs(CertsCommand),
 }
 
 /// `--config`, shared by every command that reads the floe manifest.
@@ -188,6 +192,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::CheckNamespace(a) => offline::check_namespace(a),
         Command::Pss(PssCommand::Check(a)) => offline::pss_check(a),
         Command::Serve(a) => serve::serve(a),
+        Command::Certs(CertsCommand::Generate(a)) => certs::generate(a),
     }
 }
 
@@ -211,4 +216,44 @@ pub fn input_name(path: &Path) -> String {
     } else {
         path.display().to_string()
     }
+}
+
+/// `floe-guard certs …`.
+#[derive(Debug, Subcommand)]
+pub enum CertsCommand {
+    /// Generate a CA and a serving certificate for the webhook Service
+    /// (SANs: S, S.NS, S.NS.svc, S.NS.svc.cluster.local).
+    Generate(CertsGenerateArgs),
+}
+
+/// `floe-guard certs generate`.
+#[derive(Debug, Args)]
+pub struct CertsGenerateArgs {
+    /// Name of the webhook Service.
+    #[arg(long, default_value = "floe-guard")]
+    pub service: String,
+    /// Namespace of the webhook Service.
+    #[arg(long, short = 'n', default_value = "floe-guard")]
+    pub namespace: String,
+    /// Directory for `ca.crt`, `tls.crt` and `tls.key` (created if absent).
+    #[arg(long, default_value = "certs", value_name = "DIR")]
+    pub out: PathBuf,
+    /// Validity of the CA and the serving certificate, days.
+    #[arg(long, default_value_t = 365)]
+    pub days: u32,
+    /// Write files, or print a `kubernetes.io/tls` Secret as YAML.
+    #[arg(short = 'o', long, value_enum, default_value_t = CertsOutput::Files)]
+    pub output: CertsOutput,
+    /// Name of the Secret printed by `-o secret`.
+    #[arg(long, default_value = "floe-guard-tls")]
+    pub secret_name: String,
+}
+
+/// Output of `certs generate`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CertsOutput {
+    /// `ca.crt`, `tls.crt`, `tls.key` in `--out`.
+    Files,
+    /// The Secret YAML on standard output.
+    Secret,
 }

@@ -54,10 +54,7 @@ pub fn mutate(a: MutateArgs) -> anyhow::Result<Outcome> {
     let name = input_name(&a.file);
     let mut object = yaml::parse_one(&read_input(&a.file)?, &name)?;
     if yaml::kind_of(&object) != "Pod" {
-        bail!(
-            "{name}: expected a Pod, got kind {}",
-            yaml::kind_of(&object)
-        );
+        bail!("{name}: expected a Pod, got kind {}", yaml::kind_of(&object));
     }
     let mut pod: Pod = serde_json::from_value(object.clone())
         .map_err(|e| anyhow!("{name}: not a valid Pod: {e}"))?;
@@ -84,9 +81,7 @@ pub fn mutate(a: MutateArgs) -> anyhow::Result<Outcome> {
             }
             Ok(Outcome::Finding)
         }
-        Decision::Allow {
-            patch, warnings, ..
-        } => {
+        Decision::Allow { patch, warnings, .. } => {
             for w in &warnings {
                 eprintln!("warning: {w}");
             }
@@ -108,10 +103,7 @@ pub fn check_namespace(a: CheckNamespaceArgs) -> anyhow::Result<Outcome> {
     let name = input_name(&a.file);
     let object = yaml::parse_one(&read_input(&a.file)?, &name)?;
     if yaml::kind_of(&object) != "Namespace" {
-        bail!(
-            "{name}: expected a Namespace, got kind {}",
-            yaml::kind_of(&object)
-        );
+        bail!("{name}: expected a Namespace, got kind {}", yaml::kind_of(&object));
     }
     let ns: Namespace = serde_json::from_value(object)
         .map_err(|e| anyhow!("{name}: not a valid Namespace: {e}"))?;
@@ -123,9 +115,7 @@ pub fn check_namespace(a: CheckNamespaceArgs) -> anyhow::Result<Outcome> {
     match a.output {
         TextOrJson::Json => {
             let (problems, fix) = match &verdict {
-                NamespaceVerdict::Invalid { problems, fix } => {
-                    (problems.clone(), Some(fix.clone()))
-                }
+                NamespaceVerdict::Invalid { problems, fix } => (problems.clone(), Some(fix.clone())),
                 _ => (Vec::new(), None),
             };
             let out = json!({
@@ -149,9 +139,5 @@ pub fn check_namespace(a: CheckNamespaceArgs) -> anyhow::Result<Outcome> {
             }
         },
     }
-    Ok(if verdict.allowed() {
-        Outcome::Clean
-    } else {
-        Outcome::Finding
-    })
+    Ok(if verdict.allowed() { Outcome::Clean } else { Outcome::Finding })
 }
