@@ -196,16 +196,25 @@ fn answer<O>(decoded: Decoded<O>, decide: impl FnOnce(&mut Request<O>) -> Answer
 /// a serialized struct so the base64 patch is copied once, not escaped.
 fn encode(mut log: ReviewLog, a: Answer) -> Reviewed {
     let mut body = Vec::with_capacity(256 + a.message.len());
-    body.extend_from_slice(br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":"#);
+    body.extend_from_slice(
+        br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":"#,
+    );
     write_json(&mut body, &log.uid);
-    body.extend_from_slice(if a.allowed { br#","allowed":true"# } else { br#","allowed":false"# });
+    body.extend_from_slice(if a.allowed {
+        br#","allowed":true"#
+    } else {
+        br#","allowed":false"#
+    });
     if let Some(ops) = a.patch.filter(|p| !p.is_empty()) {
         let json = serde_json::to_vec(&ops).expect("a patch serializes");
         log.patch_ops = ops.len();
         log.patch_bytes = json.len();
         body.extend_from_slice(br#","patchType":"JSONPatch","patch":""#);
         let start = body.len();
-        body.resize(start + base64::encoded_len(json.len(), true).expect("patch fits in memory"), 0);
+        body.resize(
+            start + base64::encoded_len(json.len(), true).expect("patch fits in memory"),
+            0,
+        );
         let written = base64::engine::general_purpose::STANDARD
             .encode_slice(&json, &mut body[start..])
             .expect("buffer sized for the encoding");

@@ -14,4 +14,5 @@ pub mod harden;
 pub mod namespace;
 pub mod network;
 pub mod pss;
+pub mod server;
 pub mod yaml;

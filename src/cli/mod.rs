@@ -4,6 +4,7 @@ mod certs;
 mod cluster;
 pub mod network;
 mod offline;
+mod serve;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -78,6 +79,8 @@ pub enum Command {
     /// Pod Security Standards checks.
     #[command(subcommand)]
     Pss(PssCommand),
+    /// Run the admission webhook server (HTTPS: /mutate, /validate, /healthz, /readyz, /metrics).
+    Serve(serve::ServeArgs),
     /// Certificates for the webhook's HTTPS endpoint.
     #[command(subcommand)]
     Certs(CertsCommand),
@@ -196,6 +199,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Mutate(a) => offline::mutate(a),
         Command::CheckNamespace(a) => offline::check_namespace(a),
         Command::Pss(PssCommand::Check(a)) => offline::pss_check(a),
+        Command::Serve(a) => serve::serve(a),
         Command::Certs(CertsCommand::Generate(a)) => certs::generate(a),
         Command::Network(c) => network::run(c),
         Command::Bootstrap(a) => cluster::bootstrap(a),
