@@ -11,7 +11,13 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let filter = EnvFilter::try_new(&cli.log_level).unwrap_or_else(|_| EnvFilter::new("warn"));
+    let filter = match EnvFilter::try_new(cli.log_filter()) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("error: invalid --log-level {:?}: {e}", cli.log_filter());
+            return ExitCode::from(2);
+        }
+    };
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
