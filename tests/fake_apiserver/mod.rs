@@ -1026,6 +1026,29 @@ impl Cluster {
     }
 }
 
+/// 100 namespaces (half enforcing restricted, half baseline), each with a
+/// default-deny policy and 50 pods, every 10th allowing privilege escalation.
+pub fn insert_100_namespaces_with_5000_pods(f: &FakeApiServer) {
+    for n in 0..100 {
+        let ns = format!("team-{n:03}");
+        f.insert(json!({"kind": "Namespace", "metadata": {"name": ns,
+            "labels": {"pod-security.kubernetes.io/enforce": if n % 2 == 0 { "restricted" } else { "baseline" }}}}));
+        f.insert(
+            json!({"kind": "NetworkPolicy", "metadata": {"name": "deny", "namespace": ns},
+            "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}}),
+        );
+        for p in 0..50 {
+            f.insert(json!({"kind": "Pod", "metadata": {"name": format!("app-{p:02}"), "namespace": ns,
+                "labels": {"app": "web"}},
+                "spec": {"securityContext": {"runAsNonRoot": true, "seccompProfile": {"type": "RuntimeDefault"}},
+                    "containers": [{"name": "web", "image": "nginx:1.27",
+                        "ports": [{"containerPort": 8080}],
+                        "securityContext": {"allowPrivilegeEscalation": p % 10 == 0,
+                            "capabilities": {"drop": ["ALL"]}}}]}}));
+        }
+    }
+}
+
 /// Runs floe-guard with these arguments against `kubeconfig`.
 pub fn floe_guard(kubeconfig: &Path, args: &[&str]) -> Output {
     let mut all: Vec<&str> = args.to_vec();
