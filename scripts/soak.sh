@@ -42,7 +42,7 @@ FLOE_GUARD_LOG=info target/release/floe-guard --log-format json serve --self-sig
 pid=$!
 sampler=""
 cleanup() {
-  [ -n "$sampler" ] && kill "$sampler" 2>/dev/null || true
+  if [ -n "$sampler" ]; then kill "$sampler" 2>/dev/null || true; fi
   kill "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
 }
@@ -71,10 +71,12 @@ rss_idle=$(rss_kb)
 sampler=$!
 load_start=$(date +%s)
 
+set +e
 "$bench/run.sh" "https://localhost:$port/mutate" "$out/ca.crt" --pid "$pid" \
   -p "$payload" -c 32 -d "$duration" -w "$warmup" --rate "$rate" --check-patch \
   --out "$out/bench" | tee "$out/bench.txt"
 bench_rc=${PIPESTATUS[0]}
+set -e
 
 rss_end=$(rss_kb)
 hwm=$(hwm_kb)
