@@ -57,8 +57,10 @@ const NAMESPACES: [&str; 5] = [
 /// The configurations under test: defaults, override mode, all-pods scope,
 /// and an exemption.
 fn configs() -> Vec<Config> {
-    let mut base = Config::default();
-    base.domains = vec!["sales".into()];
+    let base = Config {
+        domains: vec!["sales".into()],
+        ..Config::default()
+    };
     let mut over = base.clone();
     over.security.pod_security.on_insecure = OnInsecure::Override;
     let mut all = over.clone();

@@ -135,12 +135,10 @@ async fn certificates_replaced_under_load_fail_no_request() {
         }
     };
     let start = Instant::now();
-    let mut version = 1;
     // Atomic (kubelet) swaps, back and forth.
-    for pair in [&b, &a, &b, &a] {
+    for (version, pair) in (1..).zip([&b, &a, &b, &a]) {
         tokio::time::sleep(Duration::from_millis(150)).await;
         kubelet_write(dir.path(), version, &pair.tls_crt, &pair.tls_key);
-        version += 1;
         wait_for(leaf(&pair.tls_crt)).await;
     }
     // A non-atomic in-place rewrite: for a few polls the new certificate does
@@ -205,8 +203,7 @@ async fn garbage_certificate_files_keep_the_old_certificate_and_are_reported() {
         0.0
     );
 
-    let mut version = 1;
-    for (what, c, k) in [
+    for (version, (what, c, k)) in (1..).zip([
         (
             "garbage certificate",
             "garbage".to_string(),
@@ -218,15 +215,13 @@ async fn garbage_certificate_files_keep_the_old_certificate_and_are_reported() {
             "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n".to_string(),
         ),
         ("empty files", String::new(), String::new()),
-    ] {
+    ]) {
         kubelet_write(s.dir.path(), version, &c, &k);
-        version += 1;
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
             let m = s.metrics().await;
             if metric(&m, "floe_guard_certificate_reload_failing") == 1.0
-                && metric(&m, "floe_guard_certificate_reload_failures_total")
-                    >= (version - 1) as f64
+                && metric(&m, "floe_guard_certificate_reload_failures_total") >= version as f64
             {
                 break;
             }

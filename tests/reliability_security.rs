@@ -25,19 +25,19 @@ fn s_client(port: u16, ca: &std::path::Path, args: &[&str]) -> (bool, String) {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout).to_string();
+    // "New, TLSv1.3, Cipher is TLS_AES_256_GCM_SHA384" (or "New, (NONE), Cipher is (NONE)").
     let cipher = text
         .lines()
-        .find_map(|l| l.trim().strip_prefix("Cipher is "))
-        .or_else(|| {
-            text.lines()
-                .find_map(|l| l.trim().strip_prefix("Cipher    : "))
+        .find_map(|l| {
+            l.split_once("Cipher is ")
+                .map(|(_, c)| c.trim().to_string())
         })
-        .unwrap_or("")
-        .to_string();
-    (
-        out.status.success() && !cipher.is_empty() && cipher != "0000",
-        cipher,
-    )
+        .unwrap_or_default();
+    let ok = out.status.success() && !cipher.is_empty() && cipher != "(NONE)";
+    if !ok {
+        eprintln!("openssl s_client {args:?}: {}", out.status);
+    }
+    (ok, cipher)
 }
 
 #[tokio::test]
