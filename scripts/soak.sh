@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Soak test: a bounded open-loop load at a fixed rate against the release
 # binary, with production logging (info, JSON, one line per review, to a file).
-# Passes when there are zero errors, p99 is within target and RSS is flat.
+# Passes when there are zero errors, p99 is within target and RSS is flat
+# (growth over the measured window, after warm-up).
 #
 #   scripts/soak.sh [-d SECONDS] [-r REQ_PER_S] [-p small|typical|large] [--p99-ms MS] [--rss-growth-mib MIB]
 #
 # Defaults: 60 s at 5,000 reviews/s of the `typical` Job pod review (10.8 KB,
 # 32 HTTP/1.1 keep-alive connections), p99 <= 10 ms, RSS growth <= 8 MiB
-# between the end of the warm-up and the end of the run. The load generator is
+# over the measured window. The load generator is
 # the shared admission benchmark (../shared/bench, or $FLOE_GUARD_BENCH_DIR),
 # which verifies every answer (HTTP 200, AdmissionReview v1, same uid, base64
 # JSONPatch). Results go to target/soak/<timestamp>/.
@@ -82,8 +83,9 @@ rss_end=$(rss_kb)
 hwm=$(hwm_kb)
 kill "$sampler" 2>/dev/null || true
 sampler=""
-# RSS at the end of the warm-up (first sample at or after it).
-rss_warm=$(awk -v w="$warmup" '$1 >= w {print $2; exit}' "$out/rss.tsv")
+# RSS at the start of the measured window: the measurement is the last
+# $duration seconds before the load generator returned.
+rss_warm=$(awk -v d="$duration" '{t[NR]=$1; r[NR]=$2} END {s=t[NR]-d; for (i=1;i<=NR;i++) if (t[i]>=s) {print r[i]; exit}}' "$out/rss.tsv")
 elapsed=$(( $(date +%s) - load_start ))
 reviews=$(grep -c '"message":"review"' "$out/server.log" || true)
 log_errors=$(grep -c '"level":"ERROR"' "$out/server.log" || true)
@@ -104,7 +106,7 @@ lines = [
         rate, cell["rps"], cell["requests_ok"], cell["errors"], rc),
     "  latency ms: p50 %.3f  p90 %.3f  p99 %.3f  max %.2f (target p99 <= %s)" % (
         lat["p50"] / 1000, lat["p90"] / 1000, p99, lat["max"] / 1000, p99_target),
-    "  server RSS MiB: idle %.1f, after warm-up %.1f, end %.1f (growth %+.1f, limit %s), peak %.1f" % (
+    "  server RSS MiB: idle %.1f, start of measurement %.1f, end %.1f (growth %+.1f, limit %s), peak %.1f" % (
         int(idle) / 1024, int(warm) / 1024, int(end) / 1024, growth, growth_max, int(hwm) / 1024),
     "  server CPU %s µs/review; %s review log lines, %s ERROR log lines; %ss wall" % (
         cell["server"].get("cpu_us_per_req", "-"), reviews, log_errors, elapsed),
