@@ -19,7 +19,10 @@ fuzz_target!(|data: &[u8]| {
             };
             let out: Value = serde_json::from_slice(&reviewed.body).expect("answer is JSON");
             assert_eq!(out["apiVersion"], "admission.k8s.io/v1");
-            assert_eq!(out["response"]["uid"].as_str(), Some(reviewed.log.uid.as_str()));
+            assert_eq!(
+                out["response"]["uid"].as_str(),
+                Some(reviewed.log.uid.as_str())
+            );
             if let Some(p) = out["response"].get("patch") {
                 let bytes = base64::engine::general_purpose::STANDARD
                     .decode(p.as_str().expect("patch is a string"))
