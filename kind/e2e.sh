@@ -7,8 +7,9 @@
 #
 # Needs: docker, kind (>= 0.27), kubectl, helm (>= 3.14), cargo, jq.
 # Environment:
-#   CERT_MODE=existingSecret|selfSigned  (default existingSecret: a Secret from
-#                                        `floe-guard certs generate -o secret`)
+#   CERT_MODE=selfSigned|existingSecret  (default selfSigned: the chart's
+#                                        `certs install` Jobs; existingSecret: a
+#                                        Secret from `certs generate -o secret`)
 #   KEEP_CLUSTER=1                       keep the cluster afterwards
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,7 +17,7 @@ cd "$(dirname "$0")/.."
 CLUSTER=floe-guard-e2e
 IMAGE=floe-guard:e2e
 NS=floe-guard
-CERT_MODE=${CERT_MODE:-existingSecret}
+CERT_MODE=${CERT_MODE:-selfSigned}
 CALICO_VERSION=v3.29.3 # pinned
 BUSYBOX=docker.io/library/busybox:1.37.0 # pinned
 KCTX="kind-${CLUSTER}"
@@ -214,6 +215,17 @@ check_cli_bootstrap_dry_run() {
   "${FG[@]}" bootstrap --config "/tmp/floe-guard-e2e.$$.yaml" --dry-run=server --context "$KCTX"
 }
 
+# The cluster-operation test scenarios (bootstrap, prune, dry-run, audit,
+# diff) of tests/cluster_*.rs, against the real API server instead of the
+# in-process fake. They share the cluster, hence one test thread; scenarios
+# that inject API failures only run against the fake.
+check_cluster_tests() {
+  local kubeconfig="/tmp/floe-guard-e2e.$$.kubeconfig"
+  kind get kubeconfig --name "$CLUSTER" >"$kubeconfig"
+  FLOE_GUARD_TEST_KUBECONFIG="$kubeconfig" cargo test --quiet --release --locked \
+    --test cluster_bootstrap --test cluster_audit --test cluster_diff -- --test-threads=1
+}
+
 check_helm_test() { helm --kube-context "$KCTX" test floe-guard --namespace "$NS" --logs; }
 
 check_uninstall_leaves_no_webhook() {
@@ -238,6 +250,7 @@ scenario "cli: network check-cni (Calico enforces)" check_cli_check_cni
 scenario "cli: network audit finds default-deny everywhere" check_cli_audit
 scenario "cli: network diff finds no drift after bootstrap" check_cli_diff
 scenario "cli: bootstrap --dry-run=server" check_cli_bootstrap_dry_run
+scenario "cluster-operation test scenarios against the real API server" check_cluster_tests
 scenario "uninstall leaves no webhook behind" check_uninstall_leaves_no_webhook
 
 echo "$passed passed, $failed failed"

@@ -323,19 +323,19 @@ mod tests {
     }
 
     fn bundle() -> Bundle {
-        let sans = SanList::for_service("floe-guard", "floe-system").with_localhost();
+        let sans = SanList::for_service("floe-guard", "floe-guard").with_localhost();
         Bundle::generate(&sans, 30).expect("bundle")
     }
 
     #[test]
     fn service_names_are_the_four_in_cluster_names() {
         assert_eq!(
-            service_names("floe-guard", "floe-system"),
+            service_names("floe-guard", "floe-guard"),
             [
                 "floe-guard",
-                "floe-guard.floe-system",
-                "floe-guard.floe-system.svc",
-                "floe-guard.floe-system.svc.cluster.local",
+                "floe-guard.floe-guard",
+                "floe-guard.floe-guard.svc",
+                "floe-guard.floe-guard.svc.cluster.local",
             ]
         );
     }
@@ -372,9 +372,9 @@ mod tests {
             dns,
             [
                 "floe-guard",
-                "floe-guard.floe-system",
-                "floe-guard.floe-system.svc",
-                "floe-guard.floe-system.svc.cluster.local",
+                "floe-guard.floe-guard",
+                "floe-guard.floe-guard.svc",
+                "floe-guard.floe-guard.svc.cluster.local",
                 "localhost",
             ]
         );
@@ -408,7 +408,7 @@ mod tests {
         )
         .build()
         .unwrap();
-        for name in ["floe-guard.floe-system.svc", "localhost", "127.0.0.1"] {
+        for name in ["floe-guard.floe-guard.svc", "localhost", "127.0.0.1"] {
             let name = ServerName::try_from(name).unwrap();
             verifier
                 .verify_server_cert(&leaf_der, &[], &name, &[], UnixTime::now())

@@ -77,8 +77,12 @@ pub fn validate(name: &str, labels: &BTreeMap<String, String>, cfg: &Config) -> 
             Level::Restricted
         };
         match labels.get(&key).map(|v| v.parse::<Level>()) {
-            None => {
+            None if mode == "enforce" => {
                 problems.push(format!("{key} is missing (needs {required} or stricter)"));
+                fixes.push(format!("{key}={wanted}"));
+            }
+            None => {
+                problems.push(format!("{key} is missing (use {wanted})"));
                 fixes.push(format!("{key}={wanted}"));
             }
             Some(Err(_)) => {

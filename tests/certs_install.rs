@@ -606,7 +606,7 @@ fn an_unreachable_api_server_is_one_line() {
     assert_eq!(
         errors,
         [format!(
-            "error: cannot reach the API server at {url}: Connection refused (os error 111)"
+            "error: cluster unreachable: cannot connect to {url}/: Connection refused (os error 111)"
         )],
         "{stderr}"
     );
@@ -624,34 +624,8 @@ fn no_kubeconfig_and_no_cluster_is_one_line() {
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(
         stderr.starts_with(
-            "error: no cluster to talk to: no usable kubeconfig ($KUBECONFIG, ~/.kube/config: "
+            "error: no kubeconfig: set KUBECONFIG or pass --kubeconfig, or run in a cluster"
         ),
         "{stderr}"
-    );
-    assert!(
-        stderr
-            .trim_end()
-            .ends_with("and not running in a pod; pass --kubeconfig"),
-        "{stderr}"
-    );
-
-    let missing = home.path().join("nope");
-    let out = run(
-        &[
-            "certs",
-            "install",
-            "--kubeconfig",
-            missing.to_str().unwrap(),
-        ],
-        &[],
-    );
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        text(&out.stderr).starts_with(&format!(
-            "error: cannot read kubeconfig {}: ",
-            missing.display()
-        )),
-        "{}",
-        text(&out.stderr)
     );
 }

@@ -19,6 +19,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use super::{CertsGenerateArgs, CertsInstallArgs, CertsOutput, Outcome};
 use crate::certs::{Bundle, SanList};
 use crate::certs_install::{self, Current, Step, Target, WebhookKind};
+use crate::cluster::client::Kube;
 
 /// `floe-guard certs generate`.
 pub fn generate(a: CertsGenerateArgs) -> anyhow::Result<Outcome> {
@@ -108,7 +109,8 @@ pub fn install(a: CertsInstallArgs) -> anyhow::Result<Outcome> {
 }
 
 async fn install_async(a: CertsInstallArgs) -> anyhow::Result<Outcome> {
-    let (client, url) = connect(a.kubeconfig.as_deref(), a.context.as_deref()).await?;
+    let kube = Kube::connect(a.kubeconfig.as_deref(), a.context.as_deref()).await?;
+    let (client, url) = (kube.client(), kube.url().trim_end_matches('/').to_owned());
     let target = Target {
         service: a.service,
         namespace: a.namespace,
@@ -342,52 +344,6 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
         cause = next;
     }
     cause.to_string()
-}
-
-/// A client from `--kubeconfig`/`--context`, else `$KUBECONFIG` or
-/// `~/.kube/config`, else the in-cluster ServiceAccount.
-async fn connect(
-    kubeconfig: Option<&Path>,
-    context: Option<&str>,
-) -> anyhow::Result<(kube::Client, String)> {
-    use kube::config::{Config, KubeConfigOptions, Kubeconfig};
-    // The only provider compiled in; kube's TLS setup needs a default.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let options = KubeConfigOptions {
-        context: context.map(str::to_owned),
-        ..KubeConfigOptions::default()
-    };
-    let mut config = match (kubeconfig, context) {
-        (Some(path), _) => {
-            let file = Kubeconfig::read_from(path)
-                .map_err(|e| anyhow::anyhow!("cannot read kubeconfig {}: {}", path.display(), root_cause(&e)))?;
-            Config::from_custom_kubeconfig(file, &options)
-                .await
-                .map_err(|e| anyhow::anyhow!("kubeconfig {}: {}", path.display(), root_cause(&e)))?
-        }
-        (None, Some(_)) => Config::from_kubeconfig(&options)
-            .await
-            .map_err(|e| anyhow::anyhow!("kubeconfig: {}", root_cause(&e)))?,
-        (None, None) => Config::infer().await.map_err(|e| {
-            let in_cluster = std::env::var_os("KUBERNETES_SERVICE_HOST").is_some();
-            if in_cluster {
-                anyhow::anyhow!("cannot load the in-cluster configuration: {e}")
-            } else {
-                anyhow::anyhow!(
-                    "no cluster to talk to: no usable kubeconfig ($KUBECONFIG, ~/.kube/config: {}) and not running in a pod; pass --kubeconfig",
-                    root_cause(&e)
-                )
-            }
-        })?,
-    };
-    config.connect_timeout = Some(std::time::Duration::from_secs(5));
-    config.read_timeout = Some(std::time::Duration::from_secs(20));
-    config.write_timeout = Some(std::time::Duration::from_secs(20));
-    let url = config.cluster_url.to_string();
-    let url = url.trim_end_matches('/').to_owned();
-    let client = kube::Client::try_from(config)
-        .map_err(|e| anyhow::anyhow!("cannot set up a client for {url}: {}", root_cause(&e)))?;
-    Ok((client, url))
 }
 
 #[cfg(test)]

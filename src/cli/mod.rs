@@ -49,9 +49,11 @@ impl From<Outcome> for ExitCode {
 #[derive(Debug, Parser)]
 #[command(name = "floe-guard", version, max_term_width = 100)]
 pub struct Cli {
-    /// Log filter (tracing `EnvFilter` syntax), e.g. `info` or `floe_guard=debug`.
-    #[arg(long, global = true, env = "FLOE_GUARD_LOG", default_value = "warn")]
-    pub log_level: String,
+    /// Log filter (tracing `EnvFilter` syntax), e.g. `debug` or
+    /// `floe_guard=debug,kube_client=warn`. Default: `info` for `serve` (one
+    /// line per review), else `warn,kube_client=off`.
+    #[arg(long, global = true, env = "FLOE_GUARD_LOG")]
+    pub log_level: Option<String>,
     /// Log line format.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -191,6 +193,17 @@ pub enum TextOrJson {
     Text,
     /// JSON.
     Json,
+}
+
+impl Cli {
+    /// The log filter: `--log-level`, else the command's default.
+    pub fn log_filter(&self) -> &str {
+        match (&self.log_level, &self.command) {
+            (Some(level), _) => level,
+            (None, Command::Serve(_)) => "info",
+            (None, _) => "warn,kube_client=off",
+        }
+    }
 }
 
 /// Runs a parsed command line.

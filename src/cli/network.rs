@@ -11,6 +11,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::json;
 
 use super::{ConfigArg, Outcome, TextOrJson};
+use crate::cluster::client::Kube;
 use crate::config::{Config, Protocol};
 use crate::network::files::{self, HEADER, SUMMARY_FILE};
 use crate::network::reach::{self, Endpoint, Flow, Pod, Side, Verdict};
@@ -235,55 +236,8 @@ fn server_dry_run(
 }
 
 async fn kube_client(cluster: &ClusterArgs) -> anyhow::Result<kube::Client> {
-    use kube::config::{KubeConfigOptions, Kubeconfig};
-    let options = KubeConfigOptions {
-        context: cluster.context.clone(),
-        ..Default::default()
-    };
-    let mut config = match &cluster.kubeconfig {
-        Some(path) => {
-            let file = Kubeconfig::read_from(path)
-                .map_err(|e| anyhow!("cannot read kubeconfig {}: {e}", path.display()))?;
-            kube::Config::from_custom_kubeconfig(file, &options)
-                .await
-                .map_err(|e| anyhow!("invalid kubeconfig {}: {e}", path.display()))?
-        }
-        None if cluster.context.is_some() => kube::Config::from_kubeconfig(&options)
-            .await
-            .map_err(|e| anyhow!("cluster unreachable: no usable kubeconfig: {e}"))?,
-        None => kube::Config::infer()
-            .await
-            .map_err(|e| anyhow!("cluster unreachable: no kubeconfig or in-cluster config: {e}"))?,
-    };
-    let timeout = std::time::Duration::from_secs(5);
-    config.connect_timeout = Some(timeout);
-    config.read_timeout = Some(std::time::Duration::from_secs(15));
-    // Probe the address first: an unreachable cluster is one clear line,
-    // not a client error log plus a transport error.
-    let url = &config.cluster_url;
-    let host = url
-        .host()
-        .unwrap_or_default()
-        .trim_matches(['[', ']'])
-        .to_string();
-    let port = url
-        .port_u16()
-        .unwrap_or(if url.scheme_str() == Some("http") {
-            80
-        } else {
-            443
-        });
-    match tokio::time::timeout(
-        timeout,
-        tokio::net::TcpStream::connect((host.as_str(), port)),
-    )
-    .await
-    {
-        Ok(Ok(_)) => {}
-        Ok(Err(e)) => bail!("cluster unreachable: cannot connect to {url}: {e}"),
-        Err(_) => bail!("cluster unreachable: no answer from {url} within {timeout:?}"),
-    }
-    kube::Client::try_from(config).map_err(|e| anyhow!("cluster unreachable: {e}"))
+    let kube = Kube::connect(cluster.kubeconfig.as_deref(), cluster.context.as_deref()).await?;
+    Ok(kube.client())
 }
 
 /// The policies to explain, the namespaces of the matrix, and (from a

@@ -43,7 +43,7 @@ pub struct ServeArgs {
     #[arg(long, default_value = "floe-guard", requires = "self_signed")]
     pub service: String,
     /// Service namespace put in the `--self-signed` certificate.
-    #[arg(long, default_value = "floe-system", requires = "self_signed")]
+    #[arg(long, default_value = "floe-guard", requires = "self_signed")]
     pub namespace: String,
     /// Largest accepted request body, bytes (larger: 413).
     #[arg(long, default_value_t = server::DEFAULT_MAX_BODY_BYTES, value_name = "BYTES")]

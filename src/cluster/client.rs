@@ -249,6 +249,9 @@ impl Kube {
         kubeconfig: Option<&Path>,
         context: Option<&str>,
     ) -> Result<Kube, ClusterError> {
+        // ring is the only TLS provider compiled in; kube's TLS setup wants it
+        // installed as the process default.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let options = KubeConfigOptions {
             context: context.map(Into::into),
             ..Default::default()
@@ -320,6 +323,16 @@ impl Kube {
             url: url.to_string(),
             backoff: Duration::from_millis(200),
         })
+    }
+
+    /// The underlying kube client, for calls this wrapper does not cover.
+    pub fn client(&self) -> Client {
+        self.client.clone()
+    }
+
+    /// The API server's URL.
+    pub fn url(&self) -> &str {
+        &self.url
     }
 
     /// Sets the first retry delay.
