@@ -1,0 +1,290 @@
+//! Shared by the reliability tests: the real `floe-guard serve` binary in a
+//! child process (so its memory can be read from /proc without the test's
+//! own allocations), raw TLS connections and HTTP/1.1 on them.
+#![allow(dead_code)] // each test crate uses its own subset
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use serde_json::Value;
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::net::TcpStream;
+
+use crate::server_support;
+
+/// A `floe-guard serve` child process, killed on drop.
+pub struct Served {
+    pub child: Child,
+    pub port: u16,
+    pub ca: String,
+    pub dir: tempfile::TempDir,
+    pub client: reqwest::Client,
+}
+
+/// A free local port (bound then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Served {
+    /// Starts `floe-guard serve --self-signed` with `extra` arguments and
+    /// waits until `/readyz` answers 200 over verified TLS. Logs go to
+    /// `self.log_path()` at `info`.
+    pub async fn start(extra: &[&str]) -> Served {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let ca_path = dir.path().join("ca.crt");
+        let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_floe-guard"))
+            .args(["--log-level", "info", "serve", "--self-signed"])
+            .arg("--addr")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--ca-out")
+            .arg(&ca_path)
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        Self::wait_ready(child, port, dir, &ca_path).await
+    }
+
+    /// Starts `floe-guard serve` with certificate files (`--tls-cert`,
+    /// `--tls-key`) whose CA is `ca`.
+    pub async fn start_with_files(ca: &str, dir: tempfile::TempDir, extra: &[&str]) -> Served {
+        let port = free_port();
+        let ca_path = dir.path().join("trusted-ca.crt");
+        std::fs::write(&ca_path, ca).unwrap();
+        let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_floe-guard"))
+            .args(["--log-level", "info", "serve"])
+            .arg("--addr")
+            .arg(format!("127.0.0.1:{port}"))
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        Self::wait_ready(child, port, dir, &ca_path).await
+    }
+
+    async fn wait_ready(mut child: Child, port: u16, dir: tempfile::TempDir, ca: &Path) -> Served {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                let log = std::fs::read_to_string(dir.path().join("server.log")).unwrap();
+                panic!("server exited with {status}: {log}");
+            }
+            if let Ok(ca_pem) = std::fs::read_to_string(ca)
+                && !ca_pem.is_empty()
+            {
+                let client = server_support::client(&[&ca_pem]).build().unwrap();
+                let url = format!("https://localhost:{port}/readyz");
+                if let Ok(resp) = client.get(&url).send().await
+                    && resp.status() == 200
+                {
+                    return Served {
+                        child,
+                        port,
+                        ca: ca_pem,
+                        dir,
+                        client,
+                    };
+                }
+            }
+            assert!(Instant::now() < deadline, "server did not become ready");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// `https://localhost:PORT`.
+    pub fn url(&self) -> String {
+        format!("https://localhost:{}", self.port)
+    }
+
+    /// The server's log file.
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("server.log")
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// A field of /proc/PID/status in kB (`VmRSS`, `VmHWM`).
+    pub fn status_kb(&self, field: &str) -> u64 {
+        proc_status_kb(self.child.id(), field)
+    }
+
+    /// Whether the process is still running.
+    pub fn alive(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    /// `GET /metrics`.
+    pub async fn metrics(&self) -> String {
+        self.client
+            .get(format!("{}/metrics", self.url()))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// Asserts the server is alive and answers a normal review correctly.
+    pub async fn assert_serves(&mut self) {
+        assert!(self.alive(), "server died: {}", self.log());
+        let pod = server_support::job_pod("floe-jobs");
+        let review = server_support::pod_review("uid-next", "CREATE", Some(&pod), None);
+        let (status, body) =
+            server_support::post(&self.client, &format!("{}/mutate", self.url()), &review).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["response"]["uid"], "uid-next");
+        assert_eq!(body["response"]["allowed"], true);
+        assert!(body["response"]["patch"].is_string());
+    }
+
+    /// Prints one row of the hostile-input matrix (`--nocapture` shows it).
+    pub fn report(&self, case: &str, answer: &str) {
+        eprintln!(
+            "| {case} | {answer} | VmHWM {} MiB, VmRSS {} MiB |",
+            self.status_kb("VmHWM") / 1024,
+            self.status_kb("VmRSS") / 1024
+        );
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A field of /proc/PID/status, kB.
+pub fn proc_status_kb(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
+}
+
+/// A TLS client configuration trusting `ca` only (TLS 1.2 and 1.3).
+pub fn tls_config(ca: &str) -> Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(ca.as_bytes()).unwrap())
+        .unwrap();
+    Arc::new(
+        rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth(),
+    )
+}
+
+/// A raw TLS connection (HTTP/1.1: no ALPN) to the server.
+pub async fn raw_tls(
+    config: &Arc<rustls::ClientConfig>,
+    port: u16,
+) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
+    let connector = tokio_rustls::TlsConnector::from(config.clone());
+    let tcp = TcpStream::connect(("127.0.0.1", port)).await?;
+    connector
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+}
+
+/// An HTTP/1.1 POST head for `/mutate` with `len` bytes of JSON.
+pub fn request_head(len: usize) -> String {
+    format!(
+        "POST /mutate HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: {len}\r\n\r\n"
+    )
+}
+
+/// Reads one HTTP/1.1 response (head + content-length body), within `within`.
+/// `None` if the connection closed first.
+pub async fn read_response<S: AsyncRead + Unpin>(s: &mut S, within: Duration) -> Option<String> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let n = match tokio::time::timeout_at(deadline, s.read(&mut chunk)).await {
+            Err(_) => panic!("no response in time: {}", String::from_utf8_lossy(&buf)),
+            Ok(Ok(0)) | Ok(Err(_)) => return None,
+            Ok(Ok(n)) => n,
+        };
+        buf.extend_from_slice(&chunk[..n]);
+        let text = String::from_utf8_lossy(&buf).to_string();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let len: usize = text[..end]
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length: ")
+                        .map(|v| v.trim().parse().unwrap())
+                })
+                .unwrap_or(0);
+            if buf.len() >= end + 4 + len {
+                return Some(text);
+            }
+        }
+    }
+}
+
+/// Whether the peer closed `s` (EOF or reset) within `within`; the bytes
+/// received before that.
+pub async fn closed_within<S: AsyncRead + Unpin>(s: &mut S, within: Duration) -> (bool, Vec<u8>) {
+    let mut got = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, s.read(&mut chunk)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return (true, got),
+            Ok(Ok(n)) => got.extend_from_slice(&chunk[..n]),
+            Err(_) => return (false, got),
+        }
+    }
+}
+
+/// The value of a metric line `name` (exact, labels included).
+pub fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+        .parse()
+        .unwrap()
+}
+
+/// POSTs raw bytes with a content type; status and text.
+pub async fn post_raw(client: &reqwest::Client, url: &str, body: Vec<u8>) -> (u16, String) {
+    let resp = client
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    (resp.status().as_u16(), resp.text().await.unwrap())
+}
+
+/// Parses a JSON answer.
+pub fn json(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
