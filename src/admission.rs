@@ -155,16 +155,26 @@ fn check_envelope(api_version: Option<&str>, kind: Option<&str>) -> Result<(), B
     if kind != Some("AdmissionReview") {
         return Err(BadReview(format!(
             "expected kind AdmissionReview, got {}",
-            kind.unwrap_or("none")
+            clip(kind.unwrap_or("none"))
         )));
     }
     if api_version != Some(API_VERSION) {
         return Err(BadReview(format!(
             "expected apiVersion {API_VERSION}, got {} (configure admissionReviewVersions: [v1])",
-            api_version.unwrap_or("none")
+            clip(api_version.unwrap_or("none"))
         )));
     }
     Ok(())
+}
+
+/// Input echoed in a message, cut to a readable length (a hostile body can
+/// make it megabytes long).
+fn clip(s: &str) -> String {
+    const MAX: usize = 64;
+    match s.char_indices().nth(MAX) {
+        Some((end, _)) => format!("{:?}…", &s[..end]),
+        None => format!("{s:?}"),
+    }
 }
 
 fn answer<O>(decoded: Decoded<O>, decide: impl FnOnce(&mut Request<O>) -> Answer) -> Reviewed {

@@ -246,7 +246,7 @@ async fn a_v1beta1_review_is_400_naming_the_fix() {
     assert_eq!(status, 400);
     assert_eq!(
         text,
-        "bad AdmissionReview: expected apiVersion admission.k8s.io/v1, got admission.k8s.io/v1beta1 (configure admissionReviewVersions: [v1])\n"
+        "bad AdmissionReview: expected apiVersion admission.k8s.io/v1, got \"admission.k8s.io/v1beta1\" (configure admissionReviewVersions: [v1])\n"
     );
     s.report(
         "`v1beta1` review",
