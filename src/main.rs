@@ -1,3 +1,6 @@
+//! The `floe-guard` binary: parses the command line, sets up logging, runs
+//! the command and maps its outcome to the exit code.
+
 use std::io::IsTerminal;
 use std::process::ExitCode;
 

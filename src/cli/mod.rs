@@ -113,6 +113,7 @@ impl ConfigArg {
 /// `floe-guard mutate`.
 #[derive(Debug, Args)]
 pub struct MutateArgs {
+    /// The floe manifest.
     #[command(flatten)]
     pub config: ConfigArg,
     /// The Pod (YAML or JSON); `-` reads standard input.
@@ -146,6 +147,7 @@ pub enum MutateOutput {
 /// `floe-guard check-namespace`.
 #[derive(Debug, Args)]
 pub struct CheckNamespaceArgs {
+    /// The floe manifest.
     #[command(flatten)]
     pub config: ConfigArg,
     /// The Namespace (YAML or JSON); `-` reads standard input.

@@ -38,6 +38,7 @@ pub enum NetworkCommand {
 /// `floe-guard network generate`.
 #[derive(Debug, Args)]
 pub struct GenerateArgs {
+    /// The floe manifest.
     #[command(flatten)]
     pub config: ConfigArg,
     /// Output directory.
@@ -48,6 +49,7 @@ pub struct GenerateArgs {
 /// `floe-guard network validate`.
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
+    /// The floe manifest.
     #[command(flatten)]
     pub config: ConfigArg,
     /// Directory written by `network generate`.
@@ -56,6 +58,7 @@ pub struct ValidateArgs {
     /// Also have the cluster validate every policy (server-side apply, dryRun=All).
     #[arg(long)]
     pub server_dry_run: bool,
+    /// Which cluster to ask.
     #[command(flatten)]
     pub cluster: ClusterArgs,
     /// Output format.
@@ -77,6 +80,7 @@ pub struct ClusterArgs {
 /// `floe-guard network explain`.
 #[derive(Debug, Args)]
 pub struct ExplainArgs {
+    /// The floe manifest.
     #[command(flatten)]
     pub config: ConfigArg,
     /// Explain the policies in this directory instead of the config's
