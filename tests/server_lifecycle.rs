@@ -8,10 +8,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use floe_guard::server::{self, TlsSource};
-use rustls::pki_types::ServerName;
 use rustls::pki_types::pem::PemObject;
 use server_support::*;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 /// Writes `tls.crt` / `tls.key` atomically (write + rename), as the kubelet does.
@@ -117,78 +116,6 @@ async fn start_fails_clearly_on_a_key_that_does_not_fit() {
     assert!(err.contains("do not fit"), "{err}");
 }
 
-/// A raw TLS connection to the server (for byte-level timing tests).
-async fn raw_tls(ca: &str, port: u16) -> tokio_rustls::client::TlsStream<TcpStream> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(rustls::pki_types::CertificateDer::from_pem_slice(ca.as_bytes()).unwrap())
-        .unwrap();
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-    let tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    connector
-        .connect(ServerName::try_from("localhost").unwrap(), tcp)
-        .await
-        .unwrap()
-}
-
-fn request_head(len: usize) -> String {
-    format!(
-        "POST /mutate HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: {len}\r\n\r\n"
-    )
-}
-
-/// Reads one HTTP/1.1 response (headers + content-length body).
-async fn read_response(s: &mut tokio_rustls::client::TlsStream<TcpStream>) -> String {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 8192];
-    loop {
-        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut chunk))
-            .await
-            .expect("response in time")
-            .unwrap();
-        assert!(
-            n > 0,
-            "connection closed: {}",
-            String::from_utf8_lossy(&buf)
-        );
-        buf.extend_from_slice(&chunk[..n]);
-        let text = String::from_utf8_lossy(&buf).to_string();
-        if let Some(end) = text.find("\r\n\r\n") {
-            let len: usize = text[..end]
-                .lines()
-                .find_map(|l| {
-                    l.to_ascii_lowercase()
-                        .strip_prefix("content-length: ")
-                        .map(|v| v.trim().parse().unwrap())
-                })
-                .unwrap_or(0);
-            if buf.len() >= end + 4 + len {
-                return text;
-            }
-        }
-    }
-}
-
-/// Whether the server closed the connection (EOF or reset) within `within`.
-async fn closed_within(
-    s: &mut tokio_rustls::client::TlsStream<TcpStream>,
-    within: Duration,
-) -> bool {
-    let mut chunk = [0u8; 1024];
-    match tokio::time::timeout(within, s.read(&mut chunk)).await {
-        Ok(Ok(0)) | Ok(Err(_)) => true,
-        Ok(Ok(_)) => panic!("unexpected data"),
-        Err(_) => false,
-    }
-}
-
 #[tokio::test]
 async fn slow_requests_are_cut_off_but_idle_keep_alive_connections_stay() {
     // request_timeout 500 ms, idle_timeout 5 s (server_support::config).
@@ -197,35 +124,39 @@ async fn slow_requests_are_cut_off_but_idle_keep_alive_connections_stay() {
     let body = pod_review("uid-slow", "CREATE", Some(&job_pod("floe-jobs")), None).to_string();
 
     // Slowloris: half a request head, then nothing.
-    let mut slow = raw_tls(&ca.ca_crt, port).await;
+    let mut slow = raw_tls(&tls_config(&ca.ca_crt), port).await.unwrap();
     slow.write_all(b"POST /mutate HTTP/1.1\r\nhost: local")
         .await
         .unwrap();
     let start = Instant::now();
-    assert!(closed_within(&mut slow, Duration::from_secs(3)).await);
+    assert!(closed_within(&mut slow, Duration::from_secs(3)).await.0);
     assert!(start.elapsed() >= Duration::from_millis(400));
 
     // Head sent, body never completed.
-    let mut stalled = raw_tls(&ca.ca_crt, port).await;
+    let mut stalled = raw_tls(&tls_config(&ca.ca_crt), port).await.unwrap();
     stalled
         .write_all(request_head(body.len()).as_bytes())
         .await
         .unwrap();
     stalled.write_all(&body.as_bytes()[..100]).await.unwrap();
-    let text = read_response(&mut stalled).await;
+    let text = read_response(&mut stalled, Duration::from_secs(5))
+        .await
+        .expect("a response");
     assert!(text.starts_with("HTTP/1.1 408"), "{text}");
 
     // Idle between requests for longer than the request timeout: still open.
-    let mut idle = raw_tls(&ca.ca_crt, port).await;
+    let mut idle = raw_tls(&tls_config(&ca.ca_crt), port).await.unwrap();
     for _ in 0..2 {
         idle.write_all(request_head(body.len()).as_bytes())
             .await
             .unwrap();
         idle.write_all(body.as_bytes()).await.unwrap();
-        let text = read_response(&mut idle).await;
+        let text = read_response(&mut idle, Duration::from_secs(5))
+            .await
+            .expect("a response");
         assert!(text.starts_with("HTTP/1.1 200"), "{text}");
         assert!(text.contains("uid-slow"));
-        assert!(!closed_within(&mut idle, Duration::from_millis(800)).await);
+        assert!(!closed_within(&mut idle, Duration::from_millis(800)).await.0);
     }
 }
 
@@ -242,7 +173,7 @@ async fn shutdown_turns_readiness_off_first_and_finishes_in_flight_requests() {
     let body = pod_review("uid-inflight", "CREATE", Some(&job_pod("floe-jobs")), None).to_string();
 
     // An in-flight request: head and half the body sent before shutdown.
-    let mut inflight = raw_tls(&ca.ca_crt, port).await;
+    let mut inflight = raw_tls(&tls_config(&ca.ca_crt), port).await.unwrap();
     inflight
         .write_all(request_head(body.len()).as_bytes())
         .await
@@ -274,7 +205,9 @@ async fn shutdown_turns_readiness_off_first_and_finishes_in_flight_requests() {
         .write_all(&body.as_bytes()[body.len() / 2..])
         .await
         .unwrap();
-    let text = read_response(&mut inflight).await;
+    let text = read_response(&mut inflight, Duration::from_secs(5))
+        .await
+        .expect("a response");
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
     assert!(text.contains("uid-inflight"));
     tokio::time::timeout(Duration::from_secs(5), shutdown)

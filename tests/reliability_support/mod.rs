@@ -5,16 +5,13 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
 use serde_json::Value;
-use tokio::io::{AsyncRead, AsyncReadExt};
-use tokio::net::TcpStream;
 
 use crate::server_support;
+#[allow(unused_imports)] // each test crate uses its own subset
+pub use crate::server_support::{closed_within, raw_tls, read_response, request_head, tls_config};
 
 /// A `floe-guard serve` child process, killed on drop.
 pub struct Served {
@@ -180,87 +177,6 @@ pub fn proc_status_kb(pid: u32, field: &str) -> u64 {
         .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
-}
-
-/// A TLS client configuration trusting `ca` only (TLS 1.2 and 1.3).
-pub fn tls_config(ca: &str) -> Arc<rustls::ClientConfig> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(CertificateDer::from_pem_slice(ca.as_bytes()).unwrap())
-        .unwrap();
-    Arc::new(
-        rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth(),
-    )
-}
-
-/// A raw TLS connection (HTTP/1.1: no ALPN) to the server.
-pub async fn raw_tls(
-    config: &Arc<rustls::ClientConfig>,
-    port: u16,
-) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
-    let connector = tokio_rustls::TlsConnector::from(config.clone());
-    let tcp = TcpStream::connect(("127.0.0.1", port)).await?;
-    connector
-        .connect(ServerName::try_from("localhost").unwrap(), tcp)
-        .await
-}
-
-/// An HTTP/1.1 POST head for `/mutate` with `len` bytes of JSON.
-pub fn request_head(len: usize) -> String {
-    format!(
-        "POST /mutate HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: {len}\r\n\r\n"
-    )
-}
-
-/// Reads one HTTP/1.1 response (head + content-length body), within `within`.
-/// `None` if the connection closed first.
-pub async fn read_response<S: AsyncRead + Unpin>(s: &mut S, within: Duration) -> Option<String> {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 8192];
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        let n = match tokio::time::timeout_at(deadline, s.read(&mut chunk)).await {
-            Err(_) => panic!("no response in time: {}", String::from_utf8_lossy(&buf)),
-            Ok(Ok(0)) | Ok(Err(_)) => return None,
-            Ok(Ok(n)) => n,
-        };
-        buf.extend_from_slice(&chunk[..n]);
-        let text = String::from_utf8_lossy(&buf).to_string();
-        if let Some(end) = text.find("\r\n\r\n") {
-            let len: usize = text[..end]
-                .lines()
-                .find_map(|l| {
-                    l.to_ascii_lowercase()
-                        .strip_prefix("content-length: ")
-                        .map(|v| v.trim().parse().unwrap())
-                })
-                .unwrap_or(0);
-            if buf.len() >= end + 4 + len {
-                return Some(text);
-            }
-        }
-    }
-}
-
-/// Whether the peer closed `s` (EOF or reset) within `within`; the bytes
-/// received before that.
-pub async fn closed_within<S: AsyncRead + Unpin>(s: &mut S, within: Duration) -> (bool, Vec<u8>) {
-    let mut got = Vec::new();
-    let mut chunk = [0u8; 4096];
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        match tokio::time::timeout_at(deadline, s.read(&mut chunk)).await {
-            Ok(Ok(0)) | Ok(Err(_)) => return (true, got),
-            Ok(Ok(n)) => got.extend_from_slice(&chunk[..n]),
-            Err(_) => return (false, got),
-        }
-    }
 }
 
 /// The value of a metric line `name` (exact, labels included).
