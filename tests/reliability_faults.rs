@@ -14,8 +14,7 @@ use std::time::{Duration, Instant};
 
 use floe_guard::server::{self, TlsSource};
 use reliability_support::*;
-use rustls::pki_types::pem::PemObject;
-use server_support::{bundle, client, job_pod, pod_review};
+use server_support::{bundle, client, job_pod, leaf_der, pod_review, served_leaf};
 use tokio::io::AsyncWriteExt;
 
 /// Writes a certificate pair the way the kubelet updates a Secret volume:
@@ -35,20 +34,6 @@ fn kubelet_write(dir: &Path, version: usize, cert: &str, key: &str) {
             std::os::unix::fs::symlink(format!("..data/{name}"), &link).unwrap();
         }
     }
-}
-
-fn leaf(pem: &str) -> Vec<u8> {
-    rustls::pki_types::CertificateDer::from_pem_slice(pem.as_bytes())
-        .unwrap()
-        .to_vec()
-}
-
-/// The leaf certificate a fresh connection is served.
-async fn served_leaf(cas: &[&str], url: &str) -> Vec<u8> {
-    let c = client(cas).tls_info(true).build().unwrap();
-    let resp = c.get(format!("{url}/healthz")).send().await.unwrap();
-    let info = resp.extensions().get::<reqwest::tls::TlsInfo>().unwrap();
-    info.peer_certificate().unwrap().to_vec()
 }
 
 /// Closed-loop load: `fresh` clients open a new TLS connection per request
@@ -139,7 +124,7 @@ async fn certificates_replaced_under_load_fail_no_request() {
     for (version, pair) in (1..).zip([&b, &a, &b, &a]) {
         tokio::time::sleep(Duration::from_millis(150)).await;
         kubelet_write(dir.path(), version, &pair.tls_crt, &pair.tls_key);
-        wait_for(leaf(&pair.tls_crt)).await;
+        wait_for(leaf_der(&pair.tls_crt)).await;
     }
     // A non-atomic in-place rewrite: for a few polls the new certificate does
     // not fit the old key; the server keeps the old pair until both fit.
@@ -148,9 +133,9 @@ async fn certificates_replaced_under_load_fail_no_request() {
     std::fs::write(dir.path().join("tls.crt"), &b.tls_crt).unwrap();
     std::fs::write(dir.path().join("tls.key"), &a.tls_key).unwrap();
     tokio::time::sleep(Duration::from_millis(350)).await;
-    assert_eq!(served_leaf(&cas, &url).await, leaf(&a.tls_crt));
+    assert_eq!(served_leaf(&cas, &url).await, leaf_der(&a.tls_crt));
     std::fs::write(dir.path().join("tls.key"), &b.tls_key).unwrap();
-    wait_for(leaf(&b.tls_crt)).await;
+    wait_for(leaf_der(&b.tls_crt)).await;
     tokio::time::sleep(Duration::from_millis(150)).await;
 
     stop.store(true, Ordering::Relaxed);
@@ -234,7 +219,7 @@ async fn garbage_certificate_files_keep_the_old_certificate_and_are_reported() {
         // Still serving, with the old certificate (the client trusts only its CA).
         assert_eq!(
             served_leaf(&[&a.ca_crt], &s.url()).await,
-            leaf(&a.tls_crt),
+            leaf_der(&a.tls_crt),
             "{what}"
         );
         s.assert_serves().await;

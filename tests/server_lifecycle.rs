@@ -8,7 +8,6 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use floe_guard::server::{self, TlsSource};
-use rustls::pki_types::pem::PemObject;
 use server_support::*;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -20,20 +19,6 @@ fn write_pair(dir: &std::path::Path, cert: &str, key: &str) {
         std::fs::write(&tmp, pem).unwrap();
         std::fs::rename(&tmp, dir.join(name)).unwrap();
     }
-}
-
-fn leaf_der(pem: &str) -> Vec<u8> {
-    rustls::pki_types::CertificateDer::from_pem_slice(pem.as_bytes())
-        .unwrap()
-        .to_vec()
-}
-
-/// The leaf certificate a fresh connection is served.
-async fn served_leaf(ca: &[&str], url: &str) -> Vec<u8> {
-    let client = client(ca).tls_info(true).build().unwrap();
-    let resp = client.get(format!("{url}/healthz")).send().await.unwrap();
-    let info = resp.extensions().get::<reqwest::tls::TlsInfo>().unwrap();
-    info.peer_certificate().unwrap().to_vec()
 }
 
 #[tokio::test]

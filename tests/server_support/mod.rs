@@ -311,3 +311,18 @@ pub async fn closed_within<S: AsyncRead + Unpin>(s: &mut S, within: Duration) ->
         }
     }
 }
+
+/// The DER of the first certificate in `pem`.
+pub fn leaf_der(pem: &str) -> Vec<u8> {
+    rustls::pki_types::CertificateDer::from_pem_slice(pem.as_bytes())
+        .unwrap()
+        .to_vec()
+}
+
+/// The leaf certificate a fresh connection is served.
+pub async fn served_leaf(ca: &[&str], url: &str) -> Vec<u8> {
+    let client = client(ca).tls_info(true).build().unwrap();
+    let resp = client.get(format!("{url}/healthz")).send().await.unwrap();
+    let info = resp.extensions().get::<reqwest::tls::TlsInfo>().unwrap();
+    info.peer_certificate().unwrap().to_vec()
+}
