@@ -454,34 +454,23 @@ struct ContainerFields {
     volume_mounts: Option<Vec<VolumeMount>>,
 }
 
-impl ContainerFields {
-    fn into_container(self) -> Container {
-        Container {
-            name: self.name,
-            security_context: self.security_context,
-            ports: self.ports,
-            liveness_probe: self.liveness_probe,
-            readiness_probe: self.readiness_probe,
-            startup_probe: self.startup_probe,
-            lifecycle: self.lifecycle,
-            volume_mounts: self.volume_mounts,
-            ..Container::default()
+/// Moves the decoded fields into a k8s-openapi container type: `Container`
+/// and `EphemeralContainer` share every field the decision reads.
+macro_rules! container_from {
+    ($ty:ident, $f:expr) => {{
+        let f: ContainerFields = $f;
+        $ty {
+            name: f.name,
+            security_context: f.security_context,
+            ports: f.ports,
+            liveness_probe: f.liveness_probe,
+            readiness_probe: f.readiness_probe,
+            startup_probe: f.startup_probe,
+            lifecycle: f.lifecycle,
+            volume_mounts: f.volume_mounts,
+            ..$ty::default()
         }
-    }
-
-    fn into_ephemeral(self) -> EphemeralContainer {
-        EphemeralContainer {
-            name: self.name,
-            security_context: self.security_context,
-            ports: self.ports,
-            liveness_probe: self.liveness_probe,
-            readiness_probe: self.readiness_probe,
-            startup_probe: self.startup_probe,
-            lifecycle: self.lifecycle,
-            volume_mounts: self.volume_mounts,
-            ..EphemeralContainer::default()
-        }
-    }
+    }};
 }
 
 impl PodObject {
@@ -491,14 +480,18 @@ impl PodObject {
             containers: s
                 .containers
                 .into_iter()
-                .map(ContainerFields::into_container)
+                .map(|c| container_from!(Container, c))
                 .collect(),
-            init_containers: s
-                .init_containers
-                .map(|v| v.into_iter().map(ContainerFields::into_container).collect()),
-            ephemeral_containers: s
-                .ephemeral_containers
-                .map(|v| v.into_iter().map(ContainerFields::into_ephemeral).collect()),
+            init_containers: s.init_containers.map(|v| {
+                v.into_iter()
+                    .map(|c| container_from!(Container, c))
+                    .collect()
+            }),
+            ephemeral_containers: s.ephemeral_containers.map(|v| {
+                v.into_iter()
+                    .map(|c| container_from!(EphemeralContainer, c))
+                    .collect()
+            }),
             security_context: s.security_context,
             volumes: s.volumes,
             host_network: s.host_network,

@@ -147,11 +147,13 @@ struct Ctr<'a> {
     lifecycle: Option<&'a Lifecycle>,
 }
 
-impl<'a> Ctr<'a> {
-    fn of_container(list: &'static str, index: usize, c: &'a Container) -> Self {
+/// The checked fields of a `Container` or `EphemeralContainer` (same names).
+macro_rules! ctr_of {
+    ($list:expr, $index:expr, $c:expr) => {{
+        let c = $c;
         Ctr {
-            list,
-            index,
+            list: $list,
+            index: $index,
             name: &c.name,
             security_context: c.security_context.as_ref(),
             ports: c.ports.as_deref().unwrap_or_default(),
@@ -162,22 +164,16 @@ impl<'a> Ctr<'a> {
             ],
             lifecycle: c.lifecycle.as_ref(),
         }
+    }};
+}
+
+impl<'a> Ctr<'a> {
+    fn of_container(list: &'static str, index: usize, c: &'a Container) -> Self {
+        ctr_of!(list, index, c)
     }
 
     fn of_ephemeral(index: usize, c: &'a EphemeralContainer) -> Self {
-        Ctr {
-            list: "ephemeralContainers",
-            index,
-            name: &c.name,
-            security_context: c.security_context.as_ref(),
-            ports: c.ports.as_deref().unwrap_or_default(),
-            probes: [
-                ("livenessProbe", c.liveness_probe.as_ref()),
-                ("readinessProbe", c.readiness_probe.as_ref()),
-                ("startupProbe", c.startup_probe.as_ref()),
-            ],
-            lifecycle: c.lifecycle.as_ref(),
-        }
+        ctr_of!("ephemeralContainers", index, c)
     }
 
     /// A violation at `field` (relative to the container) of this container;
