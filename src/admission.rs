@@ -216,7 +216,7 @@ fn encode(mut log: ReviewLog, a: Answer) -> Reviewed {
         br#","allowed":false"#
     });
     if let Some(ops) = a.patch.filter(|p| !p.is_empty()) {
-        let json = serde_json::to_vec(&ops).expect("a patch serializes");
+        let json = patch_json(&ops);
         log.patch_ops = ops.len();
         log.patch_bytes = json.len();
         body.extend_from_slice(br#","patchType":"JSONPatch","patch":""#);
@@ -258,6 +258,35 @@ fn encode(mut log: ReviewLog, a: Answer) -> Reviewed {
     body.extend_from_slice(b"}}");
     log.allowed = a.allowed;
     Reviewed { body, log }
+}
+
+/// The patch as RFC 6902 JSON, as json-patch serializes it, written without
+/// the tagged-enum machinery of its `Serialize` for the two operations
+/// hardening emits.
+fn patch_json(ops: &[json_patch::PatchOperation]) -> Vec<u8> {
+    use json_patch::PatchOperation::{Add, Replace};
+    let mut out = Vec::with_capacity(128 * ops.len());
+    out.push(b'[');
+    for (i, op) in ops.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        let (name, path, value): (&[u8], _, _) = match op {
+            Add(a) => (br#"{"op":"add","path":"#, &a.path, &a.value),
+            Replace(r) => (br#"{"op":"replace","path":"#, &r.path, &r.value),
+            other => {
+                write_json(&mut out, other);
+                continue;
+            }
+        };
+        out.extend_from_slice(name);
+        write_json(&mut out, path.as_str());
+        out.extend_from_slice(br#","value":"#);
+        write_json(&mut out, value);
+        out.push(b'}');
+    }
+    out.push(b']');
+    out
 }
 
 fn write_json<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
@@ -429,7 +458,7 @@ struct PodSpecFields {
     init_containers: Option<Vec<ContainerFields>>,
     ephemeral_containers: Option<Vec<ContainerFields>>,
     security_context: Option<PodSecurityContext>,
-    volumes: Option<Vec<Volume>>,
+    volumes: Option<Vec<VolumeFields>>,
     host_network: Option<bool>,
     #[serde(rename = "hostPID")]
     host_pid: Option<bool>,
@@ -452,6 +481,109 @@ struct ContainerFields {
     startup_probe: Option<Probe>,
     lifecycle: Option<Lifecycle>,
     volume_mounts: Option<Vec<VolumeMount>>,
+}
+
+/// A volume as the decision sees it: its name and which sources it sets.
+/// The sources' contents are skipped (the PSS checks only ask which source
+/// a volume uses), which spares decoding the large `Volume` type.
+struct VolumeFields {
+    name: String,
+    /// Bit `i` set: the volume has `VOLUME_SOURCES[i]`.
+    sources: u64,
+}
+
+/// Every `Volume` source field, by its JSON name, with a setter that marks
+/// it present on a k8s-openapi `Volume`.
+macro_rules! volume_sources {
+    ($($key:literal => $field:ident),* $(,)?) => {
+        const VOLUME_SOURCES: &[(&str, fn(&mut Volume))] = &[
+            $(($key, |v| v.$field = Some(Default::default()))),*
+        ];
+    };
+}
+
+volume_sources! {
+    "awsElasticBlockStore" => aws_elastic_block_store,
+    "azureDisk" => azure_disk,
+    "azureFile" => azure_file,
+    "cephfs" => cephfs,
+    "cinder" => cinder,
+    "configMap" => config_map,
+    "csi" => csi,
+    "downwardAPI" => downward_api,
+    "emptyDir" => empty_dir,
+    "ephemeral" => ephemeral,
+    "fc" => fc,
+    "flexVolume" => flex_volume,
+    "flocker" => flocker,
+    "gcePersistentDisk" => gce_persistent_disk,
+    "gitRepo" => git_repo,
+    "glusterfs" => glusterfs,
+    "hostPath" => host_path,
+    "image" => image,
+    "iscsi" => iscsi,
+    "nfs" => nfs,
+    "persistentVolumeClaim" => persistent_volume_claim,
+    "photonPersistentDisk" => photon_persistent_disk,
+    "portworxVolume" => portworx_volume,
+    "projected" => projected,
+    "quobyte" => quobyte,
+    "rbd" => rbd,
+    "scaleIO" => scale_io,
+    "secret" => secret,
+    "storageos" => storageos,
+    "vsphereVolume" => vsphere_volume,
+}
+
+impl<'de> Deserialize<'de> for VolumeFields {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Fields;
+        impl<'de> serde::de::Visitor<'de> for Fields {
+            type Value = VolumeFields;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a Volume")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<VolumeFields, A::Error> {
+                let mut volume = VolumeFields {
+                    name: String::new(),
+                    sources: 0,
+                };
+                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    if key == "name" {
+                        volume.name = map.next_value()?;
+                        continue;
+                    }
+                    let source = VOLUME_SOURCES.iter().position(|(k, _)| *k == key);
+                    // A `null` source is an absent one, as in `Option<_>`.
+                    if map.next_value::<Option<IgnoredAny>>()?.is_some()
+                        && let Some(i) = source
+                    {
+                        volume.sources |= 1 << i;
+                    }
+                }
+                Ok(volume)
+            }
+        }
+        d.deserialize_map(Fields)
+    }
+}
+
+impl VolumeFields {
+    fn into_volume(self) -> Volume {
+        let mut volume = Volume {
+            name: self.name,
+            ..Volume::default()
+        };
+        for (i, (_, mark)) in VOLUME_SOURCES.iter().enumerate() {
+            if self.sources & (1 << i) != 0 {
+                mark(&mut volume);
+            }
+        }
+        volume
+    }
 }
 
 /// Moves the decoded fields into a k8s-openapi container type: `Container`
@@ -493,7 +625,9 @@ impl PodObject {
                     .collect()
             }),
             security_context: s.security_context,
-            volumes: s.volumes,
+            volumes: s
+                .volumes
+                .map(|v| v.into_iter().map(VolumeFields::into_volume).collect()),
             host_network: s.host_network,
             host_pid: s.host_pid,
             host_ipc: s.host_ipc,
@@ -579,6 +713,21 @@ mod tests {
         )
         .expect("a well-formed answer");
         (serde_json::from_slice(&r.body).unwrap(), r.log)
+    }
+
+    #[test]
+    fn the_hand_written_patch_is_what_json_patch_serializes() {
+        let ops: json_patch::Patch = serde_json::from_value(json!([
+            {"op": "add", "path": "/spec/a~1b/c~0d", "value": {"x": ["\"q\"", 1, null]}},
+            {"op": "replace", "path": "/spec/hostPID", "value": false},
+            {"op": "remove", "path": "/spec/x"},
+            {"op": "add", "path": "/spec/volumes/-", "value": "é\u{1}"},
+        ]))
+        .unwrap();
+        assert_eq!(
+            String::from_utf8(patch_json(&ops)).unwrap(),
+            serde_json::to_string(&ops).unwrap()
+        );
     }
 
     #[test]

@@ -164,7 +164,7 @@ pub fn harden(pod: &mut Pod, req: &PodRequest, cfg: &Config) -> Decision {
     let ps = &cfg.security.pod_security;
     let mut h = Hardener {
         ps,
-        ops: Vec::new(),
+        ops: Vec::with_capacity(32),
         insecure: Vec::new(),
         warnings: Vec::new(),
     };
@@ -267,8 +267,20 @@ struct Hardener<'c> {
     warnings: Vec<String>,
 }
 
+/// The JSON Pointer (RFC 6901) of `tokens`, escaping `~` and `/`.
 fn pointer(tokens: &[&str]) -> PointerBuf {
-    PointerBuf::from_tokens(tokens.iter().copied())
+    let mut s = String::with_capacity(tokens.iter().map(|t| t.len() + 1).sum());
+    for token in tokens {
+        s.push('/');
+        for c in token.chars() {
+            match c {
+                '~' => s.push_str("~0"),
+                '/' => s.push_str("~1"),
+                c => s.push(c),
+            }
+        }
+    }
+    PointerBuf::parse(s).expect("escaped tokens form a JSON Pointer")
 }
 
 impl Hardener<'_> {
