@@ -445,7 +445,6 @@ struct PodMeta {
     name: Option<String>,
     generate_name: Option<String>,
     namespace: Option<String>,
-    labels: Option<BTreeMap<String, String>>,
     annotations: Option<BTreeMap<String, String>>,
     owner_references: Option<Vec<OwnerReference>>,
 }
@@ -471,15 +470,17 @@ struct PodSpecFields {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
+/// The large optional parts are boxed: most containers lack them, and a
+/// small element keeps the decoded list cheap to grow and move.
 struct ContainerFields {
     #[serde(default)]
     name: String,
-    security_context: Option<SecurityContext>,
+    security_context: Option<Box<SecurityContext>>,
     ports: Option<Vec<ContainerPort>>,
-    liveness_probe: Option<Probe>,
-    readiness_probe: Option<Probe>,
-    startup_probe: Option<Probe>,
-    lifecycle: Option<Lifecycle>,
+    liveness_probe: Option<Box<Probe>>,
+    readiness_probe: Option<Box<Probe>>,
+    startup_probe: Option<Box<Probe>>,
+    lifecycle: Option<Box<Lifecycle>>,
     volume_mounts: Option<Vec<VolumeMount>>,
 }
 
@@ -593,12 +594,12 @@ macro_rules! container_from {
         let f: ContainerFields = $f;
         $ty {
             name: f.name,
-            security_context: f.security_context,
+            security_context: f.security_context.map(|b| *b),
             ports: f.ports,
-            liveness_probe: f.liveness_probe,
-            readiness_probe: f.readiness_probe,
-            startup_probe: f.startup_probe,
-            lifecycle: f.lifecycle,
+            liveness_probe: f.liveness_probe.map(|b| *b),
+            readiness_probe: f.readiness_probe.map(|b| *b),
+            startup_probe: f.startup_probe.map(|b| *b),
+            lifecycle: f.lifecycle.map(|b| *b),
             volume_mounts: f.volume_mounts,
             ..$ty::default()
         }
@@ -641,7 +642,6 @@ impl PodObject {
                 name: m.name,
                 generate_name: m.generate_name,
                 namespace: m.namespace,
-                labels: m.labels,
                 annotations: m.annotations,
                 owner_references: m.owner_references,
                 ..ObjectMeta::default()
