@@ -5,8 +5,10 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
-use floe_guard::cli::{self, Cli, EXIT_ERROR, LogFormat};
+use floe_guard::cli::{self, Cli, Command, EXIT_ERROR, LogFormat};
+use floe_guard::log_writer::BatchedStderr;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::MakeWriter;
 
 /// mimalloc: the admission hot path is allocation-heavy (JSON decoding), and
 /// glibc malloc costs it about a third of its time.
@@ -22,32 +24,46 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    // Log lines are formatted on the caller's thread and written by a
-    // background thread through a buffer that is flushed whenever the queue
-    // drains: one `write` per burst instead of per line on the admission
-    // path, prompt output when idle, and no line dropped (not lossy: a full
-    // queue blocks the caller). The queue holds 4,096 lines: its slots are
-    // allocated up front, and the default 128,000 would cost 5 MiB of memory.
-    let (writer, _flush_on_exit) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
-        .buffered_lines_limit(4096)
-        .finish(std::io::BufWriter::with_capacity(
-            64 * 1024,
-            std::io::stderr(),
-        ));
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(writer);
-    match cli.log_format {
-        LogFormat::Text => logs.init(),
-        LogFormat::Json => logs.json().flatten_event(true).init(),
-    }
-    match cli::run(cli) {
+    // `serve` logs a line per review: batched (see `log_writer`). Other
+    // commands write straight to stderr.
+    let flusher = if matches!(cli.command, Command::Serve(_)) {
+        match BatchedStderr::start() {
+            Ok((writer, flusher)) => {
+                init_logs(filter, cli.log_format, writer);
+                Some(flusher)
+            }
+            Err(e) => {
+                eprintln!("error: cannot start the log writer: {e}");
+                return ExitCode::from(EXIT_ERROR);
+            }
+        }
+    } else {
+        init_logs(filter, cli.log_format, std::io::stderr);
+        None
+    };
+    let outcome = cli::run(cli);
+    // Buffered log lines go out before the error message.
+    drop(flusher);
+    match outcome {
         Ok(outcome) => outcome.into(),
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(EXIT_ERROR)
         }
+    }
+}
+
+/// Installs the global subscriber: `filter`, text or JSON lines, `writer`.
+fn init_logs<W>(filter: EnvFilter, format: LogFormat, writer: W)
+where
+    W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
+{
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(writer);
+    match format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().flatten_event(true).init(),
     }
 }

@@ -224,14 +224,14 @@ async fn garbage_certificate_files_keep_the_old_certificate_and_are_reported() {
         );
         s.assert_serves().await;
     }
-    let log = s.log();
-    let errors: Vec<&str> = log
-        .lines()
-        .filter(|l| {
-            l.contains("ERROR")
-                && l.contains("certificate reload failed; keeping the current certificate")
-        })
-        .collect();
+    let is_failure = |l: &&str| {
+        l.contains("ERROR")
+            && l.contains("certificate reload failed; keeping the current certificate")
+    };
+    let log = s
+        .log_when(|log| log.lines().filter(is_failure).count() >= 3)
+        .await;
+    let errors: Vec<&str> = log.lines().filter(is_failure).collect();
     assert!(errors.len() >= 3, "{log}");
     assert!(
         errors

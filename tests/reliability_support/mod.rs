@@ -117,6 +117,19 @@ impl Served {
         std::fs::read_to_string(self.log_path()).unwrap_or_default()
     }
 
+    /// The log once `ready` holds for it (the server writes its log lines in
+    /// batches every 50 ms), or as it is after 5 s.
+    pub async fn log_when(&self, ready: impl Fn(&str) -> bool) -> String {
+        for _ in 0..100 {
+            let log = self.log();
+            if ready(&log) {
+                return log;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.log()
+    }
+
     /// A field of /proc/PID/status in kB (`VmRSS`, `VmHWM`).
     pub fn status_kb(&self, field: &str) -> u64 {
         proc_status_kb(self.child.id(), field)
