@@ -11,6 +11,7 @@ pub mod cli;
 pub mod cluster;
 pub mod config;
 pub mod harden;
+pub mod json;
 pub mod namespace;
 pub mod network;
 pub mod pss;
