@@ -170,11 +170,46 @@ fn eq_mask(v: u64, byte: u8) -> u64 {
     x.wrapping_sub(ONES) & !x
 }
 
+/// Bit `k` is set when byte `k` of `chunk` is `"`, `\` or (when `CTRL`)
+/// below 0x20.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn special_mask16<const CTRL: bool>(chunk: &[u8; 16]) -> u32 {
+    use std::arch::x86_64::{
+        _mm_cmpeq_epi8, _mm_loadu_si128, _mm_max_epu8, _mm_movemask_epi8, _mm_or_si128,
+        _mm_set1_epi8,
+    };
+    // SAFETY: SSE2 is part of the x86_64 baseline, so these intrinsics are
+    // always available; the load reads exactly the 16 bytes of `chunk` and
+    // needs no alignment.
+    unsafe {
+        let v = _mm_loadu_si128(chunk.as_ptr().cast());
+        let mut m = _mm_or_si128(
+            _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8)),
+            _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8)),
+        );
+        if CTRL {
+            // max(v, 0x1F) == 0x1F exactly for bytes up to 0x1F.
+            let below_space = _mm_set1_epi8(0x1F);
+            m = _mm_or_si128(m, _mm_cmpeq_epi8(_mm_max_epu8(v, below_space), below_space));
+        }
+        _mm_movemask_epi8(m) as u32
+    }
+}
+
 /// The index of the first byte at or after `i` that ends a run of plain
 /// string content: `"`, `\`, and (when `CTRL`) a control byte below 0x20;
 /// `input.len()` if there is none.
 #[inline(always)]
 fn find_special<const CTRL: bool>(input: &[u8], mut i: usize) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    while let Some(chunk) = input.get(i..i + 16) {
+        let bits = special_mask16::<CTRL>(chunk.try_into().unwrap());
+        if bits != 0 {
+            return i + bits.trailing_zeros() as usize;
+        }
+        i += 16;
+    }
     while let Some(chunk) = input.get(i..i + 8) {
         let v = u64::from_le_bytes(chunk.try_into().unwrap());
         let mut m = eq_mask(v, b'"') | eq_mask(v, b'\\');
@@ -271,6 +306,82 @@ fn scan_number(input: &[u8], mut i: usize) -> Result<usize, ScanError> {
     Ok(i)
 }
 
+/// The string-special bytes (`"`, `\\`, below 0x20) of one 64-byte window
+/// of the input, so that the skipper finds the end of each of many short
+/// strings with a shift instead of a fresh scan.
+struct Specials {
+    /// Start of the window (`usize::MAX`, with an empty mask, before the
+    /// first).
+    base: usize,
+    /// Bit `k`: byte `base + k` is special.
+    mask: u64,
+}
+
+impl Specials {
+    fn new() -> Self {
+        Specials {
+            base: usize::MAX,
+            mask: 0,
+        }
+    }
+
+    /// Same result as `find_special::<true>(input, i)`.
+    #[inline(always)]
+    fn find(&mut self, input: &[u8], i: usize) -> usize {
+        let off = i.wrapping_sub(self.base);
+        if off < 64 {
+            let m = self.mask >> off;
+            if m != 0 {
+                return i + m.trailing_zeros() as usize;
+            }
+        }
+        self.refill(input, i)
+    }
+
+    /// `find` past the current window: loads windows until one has a
+    /// special byte at or after `i`.
+    #[inline(never)]
+    fn refill(&mut self, input: &[u8], mut i: usize) -> usize {
+        if i.checked_sub(self.base).is_some_and(|off| off < 64) {
+            i = self.base + 64;
+        }
+        loop {
+            match input.get(i..).and_then(|rest| rest.first_chunk::<64>()) {
+                Some(window) => {
+                    self.base = i;
+                    self.mask = special_mask64(window);
+                    if self.mask != 0 {
+                        return i + self.mask.trailing_zeros() as usize;
+                    }
+                    i += 64;
+                }
+                None => return find_special::<true>(input, i),
+            }
+        }
+    }
+}
+
+/// Bit `k` is set when byte `k` of `window` is `"`, `\\` or below 0x20.
+#[inline(always)]
+fn special_mask64(window: &[u8; 64]) -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let mut mask = 0;
+        for (k, chunk) in window.chunks_exact(16).enumerate() {
+            mask |= (special_mask16::<true>(chunk.try_into().unwrap()) as u64) << (16 * k);
+        }
+        mask
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let mut mask = 0;
+        for (k, &b) in window.iter().enumerate() {
+            mask |= ((b == b'"' || b == b'\\' || b < 0x20) as u64) << k;
+        }
+        mask
+    }
+}
+
 /// Skips the rest of an escape whose backslash is at `i - 1`, without
 /// decoding it (surrogates are not checked, as in serde_json's skipping).
 #[inline]
@@ -285,36 +396,6 @@ fn skip_escape(input: &[u8], i: usize) -> Result<usize, ScanError> {
         Some(_) => Err(ScanError(INVALID_ESCAPE, i + 1)),
         None => Err(ScanError(EOF_STRING, i)),
     }
-}
-
-/// Skips a string body starting after its opening quote at `i - 1`; returns
-/// the index after the closing quote. UTF-8 is not checked.
-#[inline(always)]
-fn skip_str(input: &[u8], mut i: usize) -> Result<usize, ScanError> {
-    loop {
-        i = find_special::<true>(input, i);
-        match input.get(i) {
-            Some(b'"') => return Ok(i + 1),
-            Some(b'\\') => i = skip_escape(input, i + 1)?,
-            Some(_) => return Err(ScanError(CONTROL_CHARACTER, i)),
-            None => return Err(ScanError(EOF_STRING, i)),
-        }
-    }
-}
-
-/// Skips `"key"` and the following `:` (with whitespace); `i` is at the quote.
-#[inline(always)]
-fn skip_key_colon(input: &[u8], i: usize) -> Result<usize, ScanError> {
-    let mut i = skip_str(input, i + 1)?;
-    if input.get(i) != Some(&b':') {
-        i = skip_ws(input, i);
-        match input.get(i) {
-            Some(b':') => {}
-            Some(_) => return Err(ScanError(EXPECTED_COLON, i)),
-            None => return Err(ScanError(EOF_OBJECT, i)),
-        }
-    }
-    Ok(i + 1)
 }
 
 /// Skips the literal `lit` at `i`.
@@ -335,38 +416,74 @@ const OBJECT_FRAME: u8 = 2;
 /// does. Nesting is tracked in `stack`, without a depth limit.
 fn skip_value(input: &[u8], mut i: usize, stack: &mut Vec<u8>) -> Result<usize, ScanError> {
     stack.clear();
+    let mut specials = Specials::new();
     let mut top = NO_FRAME;
-    'value: loop {
-        let mut b = match input.get(i) {
-            Some(&b) => b,
-            None => return Err(ScanError(EOF_VALUE, i)),
-        };
-        if is_ws(b) {
-            i = skip_ws(input, i);
-            b = match input.get(i) {
+
+    // Skips whitespace and yields the next byte, or fails with `$eof`.
+    macro_rules! next_byte {
+        ($eof:expr) => {{
+            let mut b = match input.get(i) {
                 Some(&b) => b,
-                None => return Err(ScanError(EOF_VALUE, i)),
+                None => return Err(ScanError($eof, i)),
             };
-        }
-        match b {
-            b'"' => i = skip_str(input, i + 1)?,
-            b'{' => {
-                i = skip_ws(input, i + 1);
+            if b <= b' ' && is_ws(b) {
+                i = skip_ws(input, i);
+                b = match input.get(i) {
+                    Some(&b) => b,
+                    None => return Err(ScanError($eof, i)),
+                };
+            }
+            b
+        }};
+    }
+    // Skips the string whose opening quote is at `i` (UTF-8 is not checked).
+    macro_rules! string {
+        () => {{
+            i += 1;
+            loop {
+                i = specials.find(input, i);
                 match input.get(i) {
-                    Some(b'}') => i += 1,
                     Some(b'"') => {
+                        i += 1;
+                        break;
+                    }
+                    Some(b'\\') => i = skip_escape(input, i + 1)?,
+                    Some(_) => return Err(ScanError(CONTROL_CHARACTER, i)),
+                    None => return Err(ScanError(EOF_STRING, i)),
+                }
+            }
+        }};
+    }
+    // Skips the key whose opening quote is at `i`, and the colon after it.
+    macro_rules! key_colon {
+        () => {{
+            string!();
+            match next_byte!(EOF_OBJECT) {
+                b':' => i += 1,
+                _ => return Err(ScanError(EXPECTED_COLON, i)),
+            }
+        }};
+    }
+
+    'value: loop {
+        match next_byte!(EOF_VALUE) {
+            b'"' => string!(),
+            b'{' => {
+                i += 1;
+                match next_byte!(EOF_OBJECT) {
+                    b'}' => i += 1,
+                    b'"' => {
                         stack.push(top);
                         top = OBJECT_FRAME;
-                        i = skip_key_colon(input, i)?;
+                        key_colon!();
                         continue 'value;
                     }
-                    Some(_) => return Err(ScanError(KEY_MUST_BE_STRING, i)),
-                    None => return Err(ScanError(EOF_OBJECT, i)),
+                    _ => return Err(ScanError(KEY_MUST_BE_STRING, i)),
                 }
             }
             b'[' => {
-                i = skip_ws(input, i + 1);
-                if input.get(i) == Some(&b']') {
+                i += 1;
+                if next_byte!(EOF_LIST) == b']' {
                     i += 1;
                 } else {
                     stack.push(top);
@@ -382,41 +499,34 @@ fn skip_value(input: &[u8], mut i: usize, stack: &mut Vec<u8>) -> Result<usize, 
         }
         // A value ended: close the containers it ends.
         loop {
-            if top == NO_FRAME {
-                return Ok(i);
-            }
-            let mut b = input.get(i).copied();
-            if matches!(b, Some(c) if is_ws(c)) {
-                i = skip_ws(input, i);
-                b = input.get(i).copied();
-            }
-            match b {
-                Some(b',') => {
+            let eof = match top {
+                NO_FRAME => return Ok(i),
+                ARRAY_FRAME => EOF_LIST,
+                _ => EOF_OBJECT,
+            };
+            match next_byte!(eof) {
+                b',' => {
                     i += 1;
                     if top == OBJECT_FRAME {
-                        i = skip_ws(input, i);
-                        match input.get(i) {
-                            Some(b'"') => i = skip_key_colon(input, i)?,
-                            Some(_) => return Err(ScanError(KEY_MUST_BE_STRING, i)),
-                            None => return Err(ScanError(EOF_OBJECT, i)),
+                        match next_byte!(EOF_OBJECT) {
+                            b'"' => key_colon!(),
+                            _ => return Err(ScanError(KEY_MUST_BE_STRING, i)),
                         }
                     }
                     continue 'value;
                 }
-                Some(b']') if top == ARRAY_FRAME => {
+                b']' if top == ARRAY_FRAME => {
                     i += 1;
                     top = stack.pop().unwrap_or(NO_FRAME);
                 }
-                Some(b'}') if top == OBJECT_FRAME => {
+                b'}' if top == OBJECT_FRAME => {
                     i += 1;
                     top = stack.pop().unwrap_or(NO_FRAME);
                 }
-                Some(_) if top == ARRAY_FRAME => {
+                _ if top == ARRAY_FRAME => {
                     return Err(ScanError(EXPECTED_LIST_COMMA_OR_END, i));
                 }
-                Some(_) => return Err(ScanError(EXPECTED_OBJECT_COMMA_OR_END, i)),
-                None if top == ARRAY_FRAME => return Err(ScanError(EOF_LIST, i)),
-                None => return Err(ScanError(EOF_OBJECT, i)),
+                _ => return Err(ScanError(EXPECTED_OBJECT_COMMA_OR_END, i)),
             }
         }
     }

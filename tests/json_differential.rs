@@ -255,6 +255,9 @@ fn string_piece() -> impl Strategy<Value = String> {
         1 => any::<u16>().prop_map(|u| format!("\\u{u:04X}")),
         1 => (0xD800u16..0xDC00, 0xDC00u16..0xE000)
             .prop_map(|(h, l)| format!("\\u{h:04x}\\u{l:04x}")),
+        // Sloppy escapes: any printable after a backslash, short or bad hex.
+        1 => "\\\\[ -~]",
+        1 => "\\\\u[0-9a-fA-Gg\"]{0,4}",
     ]
 }
 
@@ -277,11 +280,14 @@ fn key_text() -> impl Strategy<Value = String> {
 
 fn json_text() -> impl Strategy<Value = String> {
     let leaf = prop_oneof![
-        Just("null".to_owned()),
-        Just("true".to_owned()),
-        Just("false".to_owned()),
-        number_text(),
-        string_text(),
+        3 => Just("null".to_owned()),
+        3 => Just("true".to_owned()),
+        3 => Just("false".to_owned()),
+        10 => number_text(),
+        10 => string_text(),
+        // Sloppy numbers and literals, mostly invalid.
+        2 => "-?[0-9]{0,3}(\\.[0-9]{0,2})?([eE][+-]?[0-9]{0,2})?",
+        1 => "[ntf][a-z]{0,4}",
     ];
     leaf.prop_recursive(6, 48, 6, |inner| {
         prop_oneof![
