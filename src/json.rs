@@ -455,12 +455,26 @@ fn skip_value(input: &[u8], mut i: usize, stack: &mut Vec<u8>) -> Result<usize, 
         }};
     }
     // Skips the key whose opening quote is at `i`, and the colon after it.
-    macro_rules! key_colon {
-        () => {{
-            string!();
-            match next_byte!(EOF_OBJECT) {
-                b':' => i += 1,
-                _ => return Err(ScanError(EXPECTED_COLON, i)),
+    // Skips the key whose opening quote is at `i` and its colon, then
+    // continues with the value; compact `"k":"v","k2"...` runs are taken
+    // in one tight loop (the same checks as the general path, in order).
+    macro_rules! entry {
+        ($value:lifetime) => {{
+            loop {
+                string!();
+                if input.get(i..i + 2) != Some(b":\"") {
+                    match next_byte!(EOF_OBJECT) {
+                        b':' => i += 1,
+                        _ => return Err(ScanError(EXPECTED_COLON, i)),
+                    }
+                    continue $value;
+                }
+                i += 1;
+                string!();
+                if input.get(i..i + 2) != Some(b",\"") {
+                    break;
+                }
+                i += 1;
             }
         }};
     }
@@ -475,8 +489,7 @@ fn skip_value(input: &[u8], mut i: usize, stack: &mut Vec<u8>) -> Result<usize, 
                     b'"' => {
                         stack.push(top);
                         top = OBJECT_FRAME;
-                        key_colon!();
-                        continue 'value;
+                        entry!('value);
                     }
                     _ => return Err(ScanError(KEY_MUST_BE_STRING, i)),
                 }
@@ -507,13 +520,13 @@ fn skip_value(input: &[u8], mut i: usize, stack: &mut Vec<u8>) -> Result<usize, 
             match next_byte!(eof) {
                 b',' => {
                     i += 1;
-                    if top == OBJECT_FRAME {
-                        match next_byte!(EOF_OBJECT) {
-                            b'"' => key_colon!(),
-                            _ => return Err(ScanError(KEY_MUST_BE_STRING, i)),
-                        }
+                    if top == ARRAY_FRAME {
+                        continue 'value;
                     }
-                    continue 'value;
+                    match next_byte!(EOF_OBJECT) {
+                        b'"' => entry!('value),
+                        _ => return Err(ScanError(KEY_MUST_BE_STRING, i)),
+                    }
                 }
                 b']' if top == ARRAY_FRAME => {
                     i += 1;
