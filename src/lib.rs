@@ -11,6 +11,7 @@ pub mod cli;
 pub mod cluster;
 pub mod config;
 pub mod harden;
+pub mod json;
 pub mod log_writer;
 pub mod namespace;
 pub mod network;
