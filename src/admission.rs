@@ -116,7 +116,11 @@ enum Decoded<O> {
 }
 
 fn decode<O: DeserializeOwned>(body: &[u8]) -> Result<Decoded<O>, BadReview> {
-    match serde_json::from_slice::<ReviewIn<O>>(body) {
+    // The fast decoder accepts exactly what serde_json accepts; on a refusal,
+    // serde_json decodes again to word the error.
+    let decoded = crate::json::from_slice::<ReviewIn<O>>(body)
+        .or_else(|_| serde_json::from_slice::<ReviewIn<O>>(body));
+    match decoded {
         Ok(review) => {
             check_envelope(review.api_version.as_deref(), review.kind.as_deref())?;
             let request = review
