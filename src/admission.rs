@@ -332,7 +332,7 @@ fn mutate(req: &mut Request<PodObject>, config: &Config) -> Answer {
         .or(object.metadata.namespace.as_deref())
         .unwrap_or_default()
         .to_string();
-    let mut pod = object.into_pod();
+    let mut pod = object.into_pod(config.security.pod_security.writable_paths.len());
     let pod_request = PodRequest {
         namespace: &namespace,
         operation,
@@ -611,7 +611,9 @@ macro_rules! container_from {
 }
 
 impl PodObject {
-    fn into_pod(self) -> Pod {
+    /// The pod, with room for `spare_volumes` more volumes (those hardening
+    /// adds), so that adding them does not move the large `Volume`s.
+    fn into_pod(self, spare_volumes: usize) -> Pod {
         let m = self.metadata;
         let spec = self.spec.map(|s| PodSpec {
             containers: s
@@ -630,9 +632,11 @@ impl PodObject {
                     .collect()
             }),
             security_context: s.security_context,
-            volumes: s
-                .volumes
-                .map(|v| v.into_iter().map(VolumeFields::into_volume).collect()),
+            volumes: s.volumes.map(|v| {
+                let mut volumes = Vec::with_capacity(v.len() + spare_volumes);
+                volumes.extend(v.into_iter().map(VolumeFields::into_volume));
+                volumes
+            }),
             host_network: s.host_network,
             host_pid: s.host_pid,
             host_ipc: s.host_ipc,
@@ -882,7 +886,7 @@ mod tests {
                     let full: Pod = serde_json::from_value(object.clone()).unwrap();
                     let lean = serde_json::from_value::<PodObject>(object)
                         .unwrap()
-                        .into_pod();
+                        .into_pod(0);
                     for l in [crate::pss::Level::Baseline, crate::pss::Level::Restricted] {
                         assert_eq!(
                             crate::pss::check(&full.metadata, full.spec.as_ref().unwrap(), l),
