@@ -272,6 +272,10 @@ fn pointer(tokens: &[&str]) -> PointerBuf {
     let mut s = String::with_capacity(tokens.iter().map(|t| t.len() + 1).sum());
     for token in tokens {
         s.push('/');
+        if !token.contains(['~', '/']) {
+            s.push_str(token);
+            continue;
+        }
         for c in token.chars() {
             match c {
                 '~' => s.push_str("~0"),
