@@ -302,6 +302,18 @@ async fn http2_via_alpn_and_http1_keep_alive_both_work() {
             let body: Value = resp.json().await.unwrap();
             assert_eq!(body["response"]["uid"], "uid-h2");
         }
+        // A refused body larger than the flow-control windows still gets its
+        // 415, not a reset stream.
+        let resp = client
+            .post(format!("{url}/mutate"))
+            .header("content-type", "text/plain")
+            .body(vec![b'x'; 512 * 1024])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.version(), version);
+        assert_eq!(resp.status().as_u16(), 415);
+        assert!(resp.text().await.unwrap().contains("application/json"));
     }
 }
 

@@ -151,10 +151,16 @@ async fn read_body(s: &AppState, req: Request) -> Result<Bytes, Rejection> {
         .unwrap_or("");
     let essence = content_type.split(';').next().unwrap_or("").trim();
     if !essence.eq_ignore_ascii_case("application/json") {
-        return Err(Rejection::new(
+        let refused = Rejection::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             format!("content type must be application/json, got {content_type:?}"),
-        ));
+        );
+        // Read (and drop) the body first, within the usual limits: an HTTP/2
+        // answer sent before the request ends resets the stream, and some
+        // clients then report the reset instead of the 415.
+        let body = Limited::new(req.into_body(), s.max_body_bytes);
+        let _ = tokio::time::timeout(s.body_timeout, body.collect()).await;
+        return Err(refused);
     }
     let too_large = || {
         Rejection::new(
