@@ -3,23 +3,17 @@
 //! decode the AdmissionReview, decide, encode the response.
 
 use std::hint::black_box;
-use std::path::PathBuf;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use floe_guard::admission::{Endpoint, review};
 use floe_guard::config::Config;
 
+mod support;
+use support::payloads;
+
 /// The allocator of the `floe-guard` binary, so the figures are the product's.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-fn payloads() -> PathBuf {
-    std::env::var_os("FLOE_GUARD_BENCH_PAYLOADS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/bench/payloads")
-        })
-}
 
 fn admission(c: &mut Criterion) {
     let config = Config::default();

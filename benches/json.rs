@@ -4,24 +4,18 @@
 //! `serde_json::Value`, and a typed `{ request: { object: Pod } }`.
 
 use std::hint::black_box;
-use std::path::PathBuf;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use floe_guard::json;
 use k8s_openapi::api::core::v1::Pod;
 use serde::de::IgnoredAny;
 
+mod support;
+use support::payloads;
+
 /// The allocator of the `floe-guard` binary, so the figures are the product's.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-fn payloads() -> PathBuf {
-    std::env::var_os("FLOE_GUARD_BENCH_PAYLOADS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/bench/payloads")
-        })
-}
 
 #[derive(serde::Deserialize)]
 struct Review {

@@ -41,7 +41,7 @@ impl BatchedStderr {
     }
 
     fn start_every(interval: Duration) -> io::Result<(Self, Flusher)> {
-        let buf = Arc::new(Mutex::new(Vec::with_capacity(LIMIT)));
+        let buf = Arc::new(Mutex::new(Vec::new()));
         let (stop, stopped) = mpsc::channel::<()>();
         let shared = buf.clone();
         let thread = std::thread::Builder::new()
@@ -74,12 +74,16 @@ impl Drop for Flusher {
 /// order in which lines were buffered).
 fn write_out(buf: &Mutex<Vec<u8>>) {
     let mut out = io::stderr().lock();
-    let lines = std::mem::replace(&mut *lock(buf), Vec::with_capacity(LIMIT));
-    if !lines.is_empty() {
-        // Nowhere to report a failed write to stderr.
-        let _ = out.write_all(&lines);
-        let _ = out.flush();
-    }
+    let lines = {
+        let mut buf = lock(buf);
+        if buf.is_empty() {
+            return;
+        }
+        std::mem::take(&mut *buf)
+    };
+    // Nowhere to report a failed write to stderr.
+    let _ = out.write_all(&lines);
+    let _ = out.flush();
 }
 
 /// The buffer, also after a panic while it was held (it only ever holds

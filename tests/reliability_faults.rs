@@ -14,8 +14,7 @@ use std::time::{Duration, Instant};
 
 use floe_guard::server::{self, TlsSource};
 use reliability_support::*;
-use server_support::{bundle, client, job_pod, leaf_der, pod_review, served_leaf};
-use tokio::io::AsyncWriteExt;
+use server_support::{HalfSent, bundle, client, job_pod, leaf_der, pod_review, served_leaf};
 
 /// Writes a certificate pair the way the kubelet updates a Secret volume:
 /// files in a fresh timestamped directory, then `..data` swapped atomically
@@ -331,16 +330,7 @@ async fn sigterm_under_load_fails_no_request_and_exits_within_the_grace_period()
 
     // An in-flight request that straddles the listener closing: head and half
     // the body now, the rest after the delay.
-    let body = pod_review("uid-inflight", "CREATE", Some(&job_pod("floe-jobs")), None).to_string();
-    let mut inflight = raw_tls(&tls_config(&s.ca), s.port).await.unwrap();
-    inflight
-        .write_all(request_head(body.len()).as_bytes())
-        .await
-        .unwrap();
-    inflight
-        .write_all(&body.as_bytes()[..body.len() / 2])
-        .await
-        .unwrap();
+    let inflight = HalfSent::start(&s.ca, s.port, "uid-inflight").await;
 
     tokio::time::sleep(Duration::from_millis(1000)).await;
     let before_term = ok.load(Ordering::Relaxed);
@@ -378,15 +368,7 @@ async fn sigterm_under_load_fails_no_request_and_exits_within_the_grace_period()
         std::net::TcpStream::connect(("127.0.0.1", s.port)).is_err(),
         "still accepting"
     );
-    inflight
-        .write_all(&body.as_bytes()[body.len() / 2..])
-        .await
-        .unwrap();
-    let answer = read_response(&mut inflight, Duration::from_secs(5))
-        .await
-        .expect("an answer");
-    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-    assert!(answer.contains("uid-inflight"));
+    inflight.finish().await;
 
     // The process exits 0 once it is done, within delay + timeout.
     let status = loop {

@@ -26,6 +26,14 @@ async fn mutate(s: &Served, body: impl Into<Vec<u8>>) -> (u16, String) {
     post_raw(&s.client, &format!("{}/mutate", s.url()), body.into()).await
 }
 
+/// The end of every case: the matrix row (with the server's memory), memory
+/// within bounds, and the server still answering the next normal review.
+async fn conclude(s: &mut Served, case: &str, answer: &str) {
+    s.report(case, answer);
+    assert_bounded(s);
+    s.assert_serves().await;
+}
+
 fn assert_bounded(s: &Served) {
     let peak = s.status_kb("VmHWM") / 1024;
     assert!(peak < PEAK_LIMIT_MIB, "peak RSS {peak} MiB");
@@ -40,9 +48,7 @@ async fn empty_body_is_400() {
         text.starts_with("bad AdmissionReview: not an AdmissionReview: EOF"),
         "{text}"
     );
-    s.report("empty body", &format!("{status} {}", text.trim()));
-    assert_bounded(&s);
-    s.assert_serves().await;
+    conclude(&mut s, "empty body", &format!("{status} {}", text.trim())).await;
 }
 
 #[tokio::test]
@@ -60,12 +66,12 @@ async fn non_json_is_400() {
             "{text}"
         );
     }
-    s.report(
+    conclude(
+        &mut s,
         "non-JSON (binary, YAML, truncated)",
         "400 bad AdmissionReview: not an AdmissionReview: …",
-    );
-    assert_bounded(&s);
-    s.assert_serves().await;
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -91,12 +97,12 @@ async fn json_of_the_wrong_shape_is_400_or_denied_by_uid() {
     assert_eq!(out["response"]["status"]["code"], 400);
     let msg = out["response"]["status"]["message"].as_str().unwrap();
     assert!(msg.contains("request.object.spec.securityContext"), "{msg}");
-    s.report(
+    conclude(
+        &mut s,
         "JSON of the wrong shape",
         "400 (not a review) / 200 allowed=false code 400 naming the field",
-    );
-    assert_bounded(&s);
-    s.assert_serves().await;
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -139,12 +145,8 @@ async fn deeply_nested_json_is_400() {
     assert_eq!(status, 200, "{text}");
     assert_eq!(json(&text)["response"]["uid"], "u2");
     assert!(start.elapsed() < Duration::from_secs(5));
-    s.report(
-        "deeply nested JSON (10^6 levels)",
-        "400 not an AdmissionReview (top level); 200 allowed=false code 400 (in a decoded field); 200 answered (in a skipped field)",
-    );
-    assert_bounded(&s);
-    s.assert_serves().await;
+    conclude(&mut s, "deeply nested JSON (10^6 levels)",
+        "400 not an AdmissionReview (top level); 200 allowed=false code 400 (in a decoded field); 200 answered (in a skipped field)").await;
 }
 
 #[tokio::test]
@@ -169,12 +171,12 @@ async fn huge_strings_under_the_limit_are_answered() {
         json(&text)["response"]["uid"].as_str().unwrap().len(),
         big_uid.len()
     );
-    s.report(
+    conclude(
+        &mut s,
         "huge strings (2.5 MiB annotation, 1 MiB uid)",
         "200, answered normally",
-    );
-    assert_bounded(&s);
-    s.assert_serves().await;
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -222,12 +224,12 @@ async fn a_body_over_the_limit_is_413_with_or_without_content_length() {
         sent <= 4 * 1024 * 1024,
         "read {sent} bytes before answering"
     );
-    s.report(
+    conclude(
+        &mut s,
         "body over the limit (4 MiB; limit 3 MiB)",
         "413 request body exceeds 3145728 bytes",
-    );
-    assert_bounded(&s);
-    s.assert_serves().await;
+    )
+    .await;
     let m = s.metrics().await;
     assert!(
         metric(
@@ -248,12 +250,12 @@ async fn a_v1beta1_review_is_400_naming_the_fix() {
         text,
         "bad AdmissionReview: expected apiVersion admission.k8s.io/v1, got \"admission.k8s.io/v1beta1\" (configure admissionReviewVersions: [v1])\n"
     );
-    s.report(
+    conclude(
+        &mut s,
         "`v1beta1` review",
         "400 … (configure admissionReviewVersions: [v1])",
-    );
-    assert_bounded(&s);
-    s.assert_serves().await;
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -269,12 +271,12 @@ async fn a_review_without_uid_is_400() {
     review["request"]["uid"] = json!("");
     let (status, _) = mutate(&s, review.to_string()).await;
     assert_eq!(status, 400);
-    s.report(
+    conclude(
+        &mut s,
         "missing / empty uid",
         "400 bad AdmissionReview: request.uid is empty",
-    );
-    assert_bounded(&s);
-    s.assert_serves().await;
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -304,12 +306,12 @@ async fn an_unknown_operation_is_allowed_unpatched() {
     .await;
     assert_eq!(status, 200);
     assert_eq!(json(&text)["response"]["allowed"], true);
-    s.report(
+    conclude(
+        &mut s,
         "unknown operation",
         "200 allowed, no patch (only CREATE is hardened)",
-    );
-    assert_bounded(&s);
-    s.assert_serves().await;
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -346,16 +348,16 @@ async fn a_pod_with_1000_containers_is_hardened() {
         .is_empty()
     );
     assert!(took < Duration::from_secs(3), "{took:?}");
-    s.report(
+    conclude(
+        &mut s,
         "Pod with 1,000 containers",
         &format!(
             "200 allowed, {} patch ops, {} ms (debug build)",
             patch.0.len(),
             took.as_millis()
         ),
-    );
-    assert_bounded(&s);
-    s.assert_serves().await;
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -429,17 +431,13 @@ async fn slow_clients_one_byte_a_second_are_cut_off() {
     assert!(closed, "slow handshake not cut off");
     let hs_cut = start.elapsed();
     assert!(hs_cut < Duration::from_secs(4), "{hs_cut:?}");
-    s.report(
-        "slow client, 1 byte/s (request timeout 2 s)",
+    conclude(&mut s, "slow client, 1 byte/s (request timeout 2 s)",
         &format!(
             "head: closed after {:.1} s; body: 408 after {:.1} s; TLS handshake: closed after {:.1} s",
             head_cut.as_secs_f32(),
             body_cut.as_secs_f32(),
             hs_cut.as_secs_f32()
-        ),
-    );
-    assert_bounded(&s);
-    s.assert_serves().await;
+        )).await;
 }
 
 #[tokio::test]
@@ -463,7 +461,8 @@ async fn plaintext_http_on_the_tls_port_gets_no_http_answer() {
         "floe_guard_tls_handshake_failures_total",
     );
     assert_eq!(after, before + 1.0);
-    s.report(
+    conclude(
+        &mut s,
         "plaintext HTTP on the TLS port",
         &format!(
             "connection closed, {} (TLS handshake failure counted)",
@@ -473,9 +472,8 @@ async fn plaintext_http_on_the_tls_port_gets_no_http_answer() {
                 format!("TLS alert {:?}", &got)
             }
         ),
-    );
-    assert_bounded(&s);
-    s.assert_serves().await;
+    )
+    .await;
 }
 
 /// A TLS ClientHello offering only `version` (0x0301 TLS 1.0, 0x0302 TLS 1.1,
@@ -592,12 +590,12 @@ async fn tls_1_0_and_1_1_clients_are_refused_with_a_protocol_version_alert() {
         }
         openssl = "`openssl s_client -tls1` / `-tls1_1` fail with a TLS alert".into();
     }
-    s.report(
+    conclude(
+        &mut s,
         "TLS 1.0 / 1.1 client",
         &format!("fatal alert handshake_failure (40) or protocol_version (70), closed; {openssl}"),
-    );
-    assert_bounded(&s);
-    s.assert_serves().await;
+    )
+    .await;
 }
 
 #[tokio::test]

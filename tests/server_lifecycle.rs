@@ -155,18 +155,8 @@ async fn shutdown_turns_readiness_off_first_and_finishes_in_flight_requests() {
     .await;
     let port = handle.local_addr().port();
     let client = client(&[&ca.ca_crt]).build().unwrap();
-    let body = pod_review("uid-inflight", "CREATE", Some(&job_pod("floe-jobs")), None).to_string();
-
     // An in-flight request: head and half the body sent before shutdown.
-    let mut inflight = raw_tls(&tls_config(&ca.ca_crt), port).await.unwrap();
-    inflight
-        .write_all(request_head(body.len()).as_bytes())
-        .await
-        .unwrap();
-    inflight
-        .write_all(&body.as_bytes()[..body.len() / 2])
-        .await
-        .unwrap();
+    let inflight = HalfSent::start(&ca.ca_crt, port, "uid-inflight").await;
     tokio::time::sleep(Duration::from_millis(100)).await;
 
     assert!(handle.is_ready());
@@ -186,15 +176,7 @@ async fn shutdown_turns_readiness_off_first_and_finishes_in_flight_requests() {
         !shutdown.is_finished(),
         "shutdown must wait for the in-flight request"
     );
-    inflight
-        .write_all(&body.as_bytes()[body.len() / 2..])
-        .await
-        .unwrap();
-    let text = read_response(&mut inflight, Duration::from_secs(5))
-        .await
-        .expect("a response");
-    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
-    assert!(text.contains("uid-inflight"));
+    inflight.finish().await;
     tokio::time::timeout(Duration::from_secs(5), shutdown)
         .await
         .expect("shutdown finishes once requests are done")

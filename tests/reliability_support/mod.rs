@@ -37,40 +37,39 @@ impl Served {
     /// `self.log_path()` at `info`.
     pub async fn start(extra: &[&str]) -> Served {
         let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
         let ca_path = dir.path().join("ca.crt");
-        let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_floe-guard"))
-            .args(["--log-level", "info", "serve", "--self-signed"])
-            .arg("--addr")
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("--ca-out")
-            .arg(&ca_path)
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        Self::wait_ready(child, port, dir, &ca_path).await
+        let ca_out = ca_path.to_str().unwrap().to_string();
+        let args: Vec<&str> = ["--self-signed", "--ca-out", &ca_out]
+            .into_iter()
+            .chain(extra.iter().copied())
+            .collect();
+        Self::spawn(dir, &ca_path, &args).await
     }
 
     /// Starts `floe-guard serve` with certificate files (`--tls-cert`,
     /// `--tls-key`) whose CA is `ca`.
     pub async fn start_with_files(ca: &str, dir: tempfile::TempDir, extra: &[&str]) -> Served {
-        let port = free_port();
         let ca_path = dir.path().join("trusted-ca.crt");
         std::fs::write(&ca_path, ca).unwrap();
+        Self::spawn(dir, &ca_path, extra).await
+    }
+
+    /// Runs `floe-guard --log-level info serve --addr 127.0.0.1:PORT ARGS`,
+    /// logging to `server.log` in `dir`, and waits until it serves
+    /// certificates signed by the CA in `ca`.
+    async fn spawn(dir: tempfile::TempDir, ca: &Path, args: &[&str]) -> Served {
+        let port = free_port();
         let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_floe-guard"))
             .args(["--log-level", "info", "serve"])
             .arg("--addr")
             .arg(format!("127.0.0.1:{port}"))
-            .args(extra)
+            .args(args)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .unwrap();
-        Self::wait_ready(child, port, dir, &ca_path).await
+        Self::wait_ready(child, port, dir, ca).await
     }
 
     async fn wait_ready(mut child: Child, port: u16, dir: tempfile::TempDir, ca: &Path) -> Served {

@@ -12,7 +12,7 @@ use floe_guard::server::{self, Handle, ServerConfig, TlsSource};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use serde_json::{Value, json};
-use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// A fresh CA + serving certificate for localhost / 127.0.0.1.
@@ -258,6 +258,47 @@ pub async fn raw_tls(
     connector
         .connect(ServerName::try_from("localhost").unwrap(), tcp)
         .await
+}
+
+/// A Job pod review sent in two halves over a raw HTTP/1.1 TLS connection:
+/// the head and half the body at [`HalfSent::start`], the rest at
+/// [`HalfSent::finish`], which expects the allowed answer.
+pub struct HalfSent {
+    stream: tokio_rustls::client::TlsStream<TcpStream>,
+    uid: String,
+    body: String,
+}
+
+impl HalfSent {
+    /// Connects (trusting `ca`) and sends the head and half the body.
+    pub async fn start(ca: &str, port: u16, uid: &str) -> HalfSent {
+        let body = pod_review(uid, "CREATE", Some(&job_pod("floe-jobs")), None).to_string();
+        let mut stream = raw_tls(&tls_config(ca), port).await.unwrap();
+        stream
+            .write_all(request_head(body.len()).as_bytes())
+            .await
+            .unwrap();
+        stream
+            .write_all(&body.as_bytes()[..body.len() / 2])
+            .await
+            .unwrap();
+        HalfSent {
+            stream,
+            uid: uid.to_string(),
+            body,
+        }
+    }
+
+    /// Sends the rest and asserts a 200 answer for the review within 5 s.
+    pub async fn finish(mut self) {
+        let rest = &self.body.as_bytes()[self.body.len() / 2..];
+        self.stream.write_all(rest).await.unwrap();
+        let answer = read_response(&mut self.stream, Duration::from_secs(5))
+            .await
+            .expect("an answer");
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(answer.contains(&self.uid), "{answer}");
+    }
 }
 
 /// An HTTP/1.1 POST head for `/mutate` with `len` bytes of JSON.
