@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 
-use base64::Engine as _;
 use k8s_openapi::api::core::v1::{
     Container, ContainerPort, EphemeralContainer, Lifecycle, Pod, PodOS, PodSecurityContext,
     PodSpec, Probe, SecurityContext, Volume, VolumeMount,
@@ -14,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
 use crate::harden::{self, Decision, Operation, PodRequest};
+use crate::json_out;
 use crate::namespace;
 
 /// The only AdmissionReview version served.
@@ -213,7 +213,7 @@ fn encode(mut log: ReviewLog, a: Answer) -> Reviewed {
     body.extend_from_slice(
         br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":"#,
     );
-    write_json(&mut body, &log.uid);
+    json_out::write_str(&mut body, &log.uid);
     body.extend_from_slice(if a.allowed {
         br#","allowed":true"#
     } else {
@@ -224,15 +224,7 @@ fn encode(mut log: ReviewLog, a: Answer) -> Reviewed {
         log.patch_ops = ops.len();
         log.patch_bytes = json.len();
         body.extend_from_slice(br#","patchType":"JSONPatch","patch":""#);
-        let start = body.len();
-        body.resize(
-            start + base64::encoded_len(json.len(), true).expect("patch fits in memory"),
-            0,
-        );
-        let written = base64::engine::general_purpose::STANDARD
-            .encode_slice(&json, &mut body[start..])
-            .expect("buffer sized for the encoding");
-        body.truncate(start + written);
+        base64_simd::STANDARD.encode_append(&json, &mut body);
         body.push(b'"');
     }
     if !a.allowed || !a.message.is_empty() {
@@ -284,9 +276,9 @@ fn patch_json(ops: &[json_patch::PatchOperation]) -> Vec<u8> {
             }
         };
         out.extend_from_slice(name);
-        write_json(&mut out, path.as_str());
+        json_out::write_str(&mut out, path.as_str());
         out.extend_from_slice(br#","value":"#);
-        write_json(&mut out, value);
+        json_out::write_value(&mut out, value);
         out.push(b'}');
     }
     out.push(b']');
@@ -687,6 +679,7 @@ struct StatusOut<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine as _;
     use serde_json::{Value, json};
 
     fn pod_review(operation: &str, namespace: &str, object: Value) -> Value {

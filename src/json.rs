@@ -204,7 +204,7 @@ fn special_mask16<const CTRL: bool>(chunk: &[u8; 16]) -> u32 {
 /// string content: `"`, `\`, and (when `CTRL`) a control byte below 0x20;
 /// `input.len()` if there is none.
 #[inline(always)]
-fn find_special<const CTRL: bool>(input: &[u8], mut i: usize) -> usize {
+pub(crate) fn find_special<const CTRL: bool>(input: &[u8], mut i: usize) -> usize {
     #[cfg(target_arch = "x86_64")]
     while let Some(chunk) = input.get(i..i + 16) {
         let bits = special_mask16::<CTRL>(chunk.try_into().unwrap());
@@ -382,6 +382,19 @@ fn special_mask64(window: &[u8; 64]) -> u64 {
             mask |= ((b == b'"' || b == b'\\' || b < 0x20) as u64) << k;
         }
         mask
+    }
+}
+
+/// `bytes` as text, or `None` if they are not UTF-8. Most strings in a
+/// review are ASCII, and checking that first is several times cheaper than
+/// full UTF-8 validation for short strings.
+#[inline]
+fn utf8(bytes: &[u8]) -> Option<&str> {
+    if bytes.is_ascii() {
+        // SAFETY: ASCII is valid UTF-8.
+        Some(unsafe { std::str::from_utf8_unchecked(bytes) })
+    } else {
+        std::str::from_utf8(bytes).ok()
     }
 }
 
@@ -852,13 +865,13 @@ impl<'de> Deserializer<'de> {
     #[inline]
     fn parse_str<'s>(&'s mut self) -> Result<Str<'de, 's>> {
         match self.parse_str_bytes(true)? {
-            Some(bytes) => match std::str::from_utf8(bytes) {
-                Ok(s) => Ok(Str::Borrowed(s)),
-                Err(_) => Err(self.error(INVALID_UNICODE)),
+            Some(bytes) => match utf8(bytes) {
+                Some(s) => Ok(Str::Borrowed(s)),
+                None => Err(self.error(INVALID_UNICODE)),
             },
-            None => match std::str::from_utf8(&self.scratch) {
-                Ok(s) => Ok(Str::Copied(s)),
-                Err(_) => Err(Error::syntax(INVALID_UNICODE, self.pos)),
+            None => match utf8(&self.scratch) {
+                Some(s) => Ok(Str::Copied(s)),
+                None => Err(Error::syntax(INVALID_UNICODE, self.pos)),
             },
         }
     }

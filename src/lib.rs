@@ -12,6 +12,7 @@ pub mod cluster;
 pub mod config;
 pub mod harden;
 pub mod json;
+pub mod json_out;
 pub mod log_writer;
 pub mod namespace;
 pub mod network;

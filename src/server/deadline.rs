@@ -91,8 +91,11 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for RequestDeadline<IO> {
         Pin::new(&mut this.io).poll_write_vectored(cx, bufs)
     }
 
+    /// Not vectored, whatever `IO` is: hyper then writes each response's
+    /// head and body as one buffer, which TLS sends as one record instead of
+    /// two (less to encrypt, send and decrypt per response).
     fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
+        false
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
