@@ -13,6 +13,7 @@ pub mod config;
 pub mod harden;
 pub mod json;
 pub mod json_out;
+pub mod log_format;
 pub mod log_writer;
 pub mod namespace;
 pub mod network;

@@ -1,11 +1,11 @@
 //! The `floe-guard` binary: parses the command line, sets up logging, runs
 //! the command and maps its outcome to the exit code.
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
 use floe_guard::cli::{self, Cli, Command, EXIT_ERROR, LogFormat};
+use floe_guard::log_format::LogLine;
 use floe_guard::log_writer::BatchedStderr;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
@@ -58,12 +58,11 @@ fn init_logs<W>(filter: EnvFilter, format: LogFormat, writer: W)
 where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
-    let logs = tracing_subscriber::fmt()
+    tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(writer);
-    match format {
-        LogFormat::Text => logs.init(),
-        LogFormat::Json => logs.json().flatten_event(true).init(),
-    }
+        .event_format(LogLine {
+            json: matches!(format, LogFormat::Json),
+        })
+        .with_writer(writer)
+        .init();
 }
