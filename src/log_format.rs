@@ -145,6 +145,10 @@ impl Visit for TextFields<'_> {
         self.value(field, itoa::Buffer::new().format(value));
     }
 
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.value(field, &format!("{value:?}"));
+    }
+
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         let mut text = String::new();
         let _ = write!(text, "{value:?}");
@@ -206,6 +210,17 @@ impl Visit for JsonFields<'_> {
         self.line.push_str(itoa::Buffer::new().format(value));
     }
 
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        match serde_json::Number::from_f64(value) {
+            Some(n) => {
+                self.key(field);
+                self.line.push_str(&n.to_string());
+            }
+            // NaN and infinities are not JSON numbers.
+            None => self.record_str(field, &value.to_string()),
+        }
+    }
+
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         let mut text = String::new();
         let _ = write!(text, "{value:?}");
@@ -264,6 +279,7 @@ mod tests {
             allowed = true,
             patch_ops = 16u64,
             delta = -3i64,
+            delay_s = 5.0f64,
             "review"
         );
     }
@@ -276,7 +292,7 @@ mod tests {
         assert_eq!(
             rest,
             " INFO floe_guard::log_format::tests: review webhook=mutate uid=705ab4f5 \
-             name=\"evil\\nname=\\\"x\\\" allowed=false\" allowed=true patch_ops=16 delta=-3\n"
+             name=\"evil\\nname=\\\"x\\\" allowed=false\" allowed=true patch_ops=16 delta=-3 delay_s=5.0\n"
         );
     }
 
@@ -292,6 +308,7 @@ mod tests {
         assert_eq!(v["allowed"], true);
         assert_eq!(v["patch_ops"], 16);
         assert_eq!(v["delta"], -3);
+        assert_eq!(v["delay_s"], 5.0);
         assert_eq!(v["target"], "floe_guard::log_format::tests");
         assert!(v["timestamp"].as_str().unwrap().ends_with('Z'));
     }
