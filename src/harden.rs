@@ -9,16 +9,14 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use json_patch::jsonptr::PointerBuf;
-use json_patch::{AddOperation, PatchOperation, ReplaceOperation};
 use k8s_openapi::api::core::v1::{
     Capabilities, EmptyDirVolumeSource, Pod, PodSecurityContext, SeccompProfile, SecurityContext,
     Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use serde_json::{Value, json};
 
 use crate::config::{Config, OnInsecure, PodSecurity, Scope};
+use crate::patch::JsonPatch;
 use crate::pss;
 
 /// The admission operation of the request.
@@ -47,7 +45,7 @@ pub enum Decision {
     /// Admit, after applying `patch` (empty when nothing needs changing).
     Allow {
         /// RFC 6902 operations against the request object.
-        patch: Vec<PatchOperation>,
+        patch: JsonPatch,
         /// Messages for the user (`response.warnings`).
         warnings: Vec<String>,
         /// `response.auditAnnotations`.
@@ -63,7 +61,7 @@ pub enum Decision {
 impl Decision {
     fn untouched() -> Self {
         Decision::Allow {
-            patch: Vec::new(),
+            patch: JsonPatch::new(),
             warnings: Vec::new(),
             audit: BTreeMap::new(),
         }
@@ -71,7 +69,7 @@ impl Decision {
 
     fn exempt(why: &str) -> Self {
         Decision::Allow {
-            patch: Vec::new(),
+            patch: JsonPatch::new(),
             warnings: Vec::new(),
             audit: BTreeMap::from([("exempt".to_string(), why.to_string())]),
         }
@@ -164,7 +162,7 @@ pub fn harden(pod: &mut Pod, req: &PodRequest, cfg: &Config) -> Decision {
     let ps = &cfg.security.pod_security;
     let mut h = Hardener {
         ps,
-        ops: Vec::with_capacity(32),
+        ops: JsonPatch::new(),
         insecure: Vec::new(),
         warnings: Vec::new(),
     };
@@ -185,7 +183,7 @@ pub fn harden(pod: &mut Pod, req: &PodRequest, cfg: &Config) -> Decision {
             *on = Some(false);
             h.replace(
                 &["spec", field],
-                json!(false),
+                &false,
                 format!("spec.{field} is true"),
                 None,
             );
@@ -261,48 +259,25 @@ pub fn harden(pod: &mut Pod, req: &PodRequest, cfg: &Config) -> Decision {
 /// Accumulates the patch and findings while hardening one pod.
 struct Hardener<'c> {
     ps: &'c PodSecurity,
-    ops: Vec<PatchOperation>,
+    ops: JsonPatch,
     /// Insecure explicit values (replaced in the pod and the patch).
     insecure: Vec<String>,
     warnings: Vec<String>,
 }
 
-/// The JSON Pointer (RFC 6901) of `tokens`, escaping `~` and `/`.
-fn pointer(tokens: &[&str]) -> PointerBuf {
-    let mut s = String::with_capacity(tokens.iter().map(|t| t.len() + 1).sum());
-    for token in tokens {
-        s.push('/');
-        if !token.contains(['~', '/']) {
-            s.push_str(token);
-            continue;
-        }
-        for c in token.chars() {
-            match c {
-                '~' => s.push_str("~0"),
-                '/' => s.push_str("~1"),
-                c => s.push(c),
-            }
-        }
-    }
-    // SAFETY: every token is prefixed by `/` and has `~` and `/` escaped, so
-    // `s` is a well-formed RFC 6901 pointer (checked by
-    // `tests::pointers_escape_their_tokens`).
-    unsafe { PointerBuf::new_unchecked(s) }
-}
-
 impl Hardener<'_> {
-    fn add(&mut self, path: &[&str], value: Value) {
-        self.ops.push(PatchOperation::Add(AddOperation {
-            path: pointer(path),
-            value,
-        }));
+    fn add<T: serde::Serialize + ?Sized>(&mut self, path: &[&str], value: &T) {
+        self.ops.add(path, value);
     }
 
-    fn replace(&mut self, path: &[&str], value: Value, what: String, container: Option<&str>) {
-        self.ops.push(PatchOperation::Replace(ReplaceOperation {
-            path: pointer(path),
-            value,
-        }));
+    fn replace<T: serde::Serialize + ?Sized>(
+        &mut self,
+        path: &[&str],
+        value: &T,
+        what: String,
+        container: Option<&str>,
+    ) {
+        self.ops.replace(path, value);
         self.insecure.push(match container {
             Some(c) => format!("container {c:?}: {what}"),
             None => what,
@@ -323,20 +298,20 @@ impl Hardener<'_> {
                 fresh.fs_group = Some(ps.fs_group);
                 fresh.seccomp_profile = Some(runtime_default());
             }
-            self.add(&base, to_value(&fresh));
+            self.add(&base, &fresh);
             *sc = Some(fresh);
             return;
         };
         match sc.run_as_non_root {
             None => {
                 sc.run_as_non_root = Some(true);
-                self.add(&[base[0], base[1], "runAsNonRoot"], json!(true));
+                self.add(&[base[0], base[1], "runAsNonRoot"], &true);
             }
             Some(false) => {
                 sc.run_as_non_root = Some(true);
                 self.replace(
                     &[base[0], base[1], "runAsNonRoot"],
-                    json!(true),
+                    &true,
                     "spec.securityContext.runAsNonRoot is false".into(),
                     None,
                 );
@@ -353,14 +328,14 @@ impl Hardener<'_> {
         ] {
             if slot.is_none() {
                 *slot = Some(value);
-                self.add(&[base[0], base[1], field], json!(value));
+                self.add(&[base[0], base[1], field], &value);
             }
         }
         if sc.run_as_user == Some(0) {
             sc.run_as_user = Some(ps.run_as_user);
             self.replace(
                 &[base[0], base[1], "runAsUser"],
-                json!(ps.run_as_user),
+                &ps.run_as_user,
                 "spec.securityContext.runAsUser is 0 (root)".into(),
                 None,
             );
@@ -387,13 +362,13 @@ impl Hardener<'_> {
         match slot {
             None if fill => {
                 *slot = Some(runtime_default());
-                self.add(&path, to_value(&runtime_default()));
+                self.add(&path, &runtime_default());
             }
             Some(p) if p.type_ == "Unconfined" => {
                 *slot = Some(runtime_default());
                 self.replace(
                     &path,
-                    to_value(&runtime_default()),
+                    &runtime_default(),
                     format!("{at}.seccompProfile.type is Unconfined"),
                     container,
                 );
@@ -424,7 +399,7 @@ impl Hardener<'_> {
                     read_only_root_filesystem: Some(true),
                     ..Default::default()
                 };
-                self.add(&base, to_value(&fresh));
+                self.add(&base, &fresh);
                 *sc = Some(fresh);
             }
             return;
@@ -434,7 +409,7 @@ impl Hardener<'_> {
             sc.run_as_non_root = Some(true);
             self.replace(
                 &field("runAsNonRoot"),
-                json!(true),
+                &true,
                 format!("{at}.runAsNonRoot is false"),
                 Some(name),
             );
@@ -446,7 +421,7 @@ impl Hardener<'_> {
             sc.privileged = Some(false);
             self.replace(
                 &field("privileged"),
-                json!(false),
+                &false,
                 format!("{at}.privileged is true"),
                 Some(name),
             );
@@ -455,7 +430,7 @@ impl Hardener<'_> {
             sc.run_as_user = Some(self.ps.run_as_user);
             self.replace(
                 &field("runAsUser"),
-                json!(self.ps.run_as_user),
+                &self.ps.run_as_user,
                 format!("{at}.runAsUser is 0 (root)"),
                 Some(name),
             );
@@ -463,13 +438,13 @@ impl Hardener<'_> {
         match sc.allow_privilege_escalation {
             None => {
                 sc.allow_privilege_escalation = Some(false);
-                self.add(&field("allowPrivilegeEscalation"), json!(false));
+                self.add(&field("allowPrivilegeEscalation"), &false);
             }
             Some(true) => {
                 sc.allow_privilege_escalation = Some(false);
                 self.replace(
                     &field("allowPrivilegeEscalation"),
-                    json!(false),
+                    &false,
                     format!("{at}.allowPrivilegeEscalation is true"),
                     Some(name),
                 );
@@ -480,7 +455,7 @@ impl Hardener<'_> {
         match sc.read_only_root_filesystem {
             None => {
                 sc.read_only_root_filesystem = Some(true);
-                self.add(&field("readOnlyRootFilesystem"), json!(true));
+                self.add(&field("readOnlyRootFilesystem"), &true);
             }
             Some(false) => self.warnings.push(format!(
                 "container {name:?}: {at}.readOnlyRootFilesystem is false; kept as set, the container can write to its image"
@@ -505,18 +480,18 @@ impl Hardener<'_> {
                 add: None,
                 drop: Some(vec!["ALL".into()]),
             };
-            self.add(&path(&["capabilities"]), to_value(&fresh));
+            self.add(&path(&["capabilities"]), &fresh);
             *caps = Some(fresh);
             return;
         };
         match caps.drop.as_mut() {
             None => {
                 caps.drop = Some(vec!["ALL".into()]);
-                self.add(&path(&["capabilities", "drop"]), json!(["ALL"]));
+                self.add(&path(&["capabilities", "drop"]), &["ALL"]);
             }
             Some(drop) if !drop.iter().any(|c| c == "ALL") => {
                 drop.push("ALL".into());
-                self.add(&path(&["capabilities", "drop", "-"]), json!("ALL"));
+                self.add(&path(&["capabilities", "drop", "-"]), "ALL");
             }
             Some(_) => {}
         }
@@ -526,7 +501,7 @@ impl Hardener<'_> {
                 add.retain(|c| c == ALLOWED_ADD);
                 self.replace(
                     &path(&["capabilities", "add"]),
-                    to_value(&*add),
+                    &*add,
                     format!(
                         "{at}.capabilities.add has {} (only {ALLOWED_ADD} may be added)",
                         bad.join(", ")
@@ -570,15 +545,14 @@ impl Hardener<'_> {
                 }),
                 ..Default::default()
             };
-            let value = to_value(&volume);
             match spec.volumes.as_mut() {
                 Some(v) => {
+                    self.add(&["spec", "volumes", "-"], &volume);
                     v.push(volume);
-                    self.add(&["spec", "volumes", "-"], value);
                 }
                 None => {
+                    self.add(&["spec", "volumes"], &[&volume]);
                     spec.volumes = Some(vec![volume]);
-                    self.add(&["spec", "volumes"], json!([value]));
                 }
             }
             let mount = VolumeMount {
@@ -605,21 +579,15 @@ impl Hardener<'_> {
                     continue;
                 }
                 let i = i.to_string();
-                let value = to_value(&mount);
                 match mounts.as_mut() {
                     Some(m) => {
+                        self.ops
+                            .add(&["spec", list, &i, "volumeMounts", "-"], &mount);
                         m.push(mount.clone());
-                        self.ops.push(PatchOperation::Add(AddOperation {
-                            path: pointer(&["spec", list, &i, "volumeMounts", "-"]),
-                            value,
-                        }));
                     }
                     None => {
+                        self.ops.add(&["spec", list, &i, "volumeMounts"], &[&mount]);
                         *mounts = Some(vec![mount.clone()]);
-                        self.ops.push(PatchOperation::Add(AddOperation {
-                            path: pointer(&["spec", list, &i, "volumeMounts"]),
-                            value: json!([value]),
-                        }));
                     }
                 }
             }
@@ -632,10 +600,6 @@ fn runtime_default() -> SeccompProfile {
         type_: "RuntimeDefault".into(),
         localhost_profile: None,
     }
-}
-
-fn to_value<T: serde::Serialize>(v: &T) -> Value {
-    serde_json::to_value(v).expect("Kubernetes types serialize")
 }
 
 /// A deterministic volume name for a writable path (`/home/floe` →
@@ -670,15 +634,7 @@ fn volume_name(path: &str, existing: &[Volume]) -> String {
 mod tests {
     use super::*;
     use crate::config::{AbsolutePath, OnInsecure};
-
-    #[test]
-    fn pointers_escape_their_tokens() {
-        let p = pointer(&["spec", "a/b", "~c~", "0", "-"]);
-        assert_eq!(p.as_str(), "/spec/a~1b/~0c~0/0/-");
-        assert_eq!(PointerBuf::parse(p.as_str().to_string()).unwrap(), p);
-        let tokens: Vec<String> = p.tokens().map(|t| t.decoded().into_owned()).collect();
-        assert_eq!(tokens, ["spec", "a/b", "~c~", "0", "-"]);
-    }
+    use serde_json::{Value, json};
 
     fn job_pod(spec: Value) -> Value {
         json!({
@@ -713,11 +669,8 @@ mod tests {
                 audit,
             } => {
                 let mut out = object.clone();
-                json_patch::patch(&mut out, &patch).expect("patch applies");
-                let ops = patch
-                    .iter()
-                    .map(|o| serde_json::to_value(o).unwrap())
-                    .collect();
+                json_patch::patch(&mut out, &patch.operations()).expect("patch applies");
+                let ops = serde_json::from_slice(patch.as_json()).unwrap();
                 (out, ops, warnings, audit)
             }
             d => panic!("expected allow, got {d:?}"),

@@ -5,6 +5,7 @@
 //! cluster client, certificates, CLI).
 
 pub mod admission;
+pub mod allocator;
 pub mod certs;
 pub mod certs_install;
 pub mod cli;
@@ -17,6 +18,7 @@ pub mod log_format;
 pub mod log_writer;
 pub mod namespace;
 pub mod network;
+pub mod patch;
 pub mod pss;
 pub mod server;
 pub mod yaml;

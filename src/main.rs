@@ -13,7 +13,7 @@ use tracing_subscriber::fmt::MakeWriter;
 /// mimalloc: the admission hot path is allocation-heavy (JSON decoding), and
 /// glibc malloc costs it about a third of its time.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: floe_guard::allocator::MiMalloc = floe_guard::allocator::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -79,7 +79,7 @@ fn check_all(cfg: &Config) -> (usize, usize) {
             }
             Decision::Allow { patch, .. } => {
                 let mut hardened = object.clone();
-                json_patch::patch(&mut hardened, &patch)
+                json_patch::patch(&mut hardened, &patch.operations())
                     .unwrap_or_else(|e| panic!("{}: patch does not apply: {e}", path.display()));
                 let pod: Pod = serde_json::from_value(hardened.clone()).unwrap();
                 let violations =

@@ -90,6 +90,7 @@ pub fn mutate(a: MutateArgs) -> anyhow::Result<Outcome> {
             for w in &warnings {
                 eprintln!("warning: {w}");
             }
+            let patch = patch.operations();
             json_patch::patch(&mut object, &patch)
                 .map_err(|e| anyhow!("internal error: the patch does not apply: {e}"))?;
             match a.output {
