@@ -35,6 +35,7 @@ pub fn from_slice<'de, T: de::Deserialize<'de>>(input: &'de [u8]) -> Result<T, E
         scratch: Vec::new(),
         remaining_depth: 128,
         frames: Vec::new(),
+        specials: Specials::new(),
     };
     let value = match T::deserialize(&mut de) {
         Ok(value) => value,
@@ -430,9 +431,13 @@ const OBJECT_FRAME: u8 = 2;
 /// Skips one JSON value (after optional whitespace) starting at `i` and
 /// returns the index after it, validating it as serde_json's `ignore_value`
 /// does. Nesting is tracked in `stack`, without a depth limit.
-fn skip_value(input: &[u8], mut i: usize, stack: &mut Vec<u8>) -> Result<usize, ScanError> {
+fn skip_value(
+    input: &[u8],
+    mut i: usize,
+    stack: &mut Vec<u8>,
+    specials: &mut Specials,
+) -> Result<usize, ScanError> {
     stack.clear();
-    let mut specials = Specials::new();
     let mut top = NO_FRAME;
 
     // Skips whitespace and yields the next byte, or fails with `$eof`.
@@ -612,6 +617,8 @@ struct Deserializer<'de> {
     remaining_depth: u8,
     /// The skipper's frame stack, kept to reuse its allocation.
     frames: Vec<u8>,
+    /// The skipper's last window: the next skipped value often starts in it.
+    specials: Specials,
 }
 
 impl<'de> Deserializer<'de> {
@@ -1270,7 +1277,7 @@ impl<'de> de::Deserializer<'de> for &mut Deserializer<'de> {
 
     #[inline]
     fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
-        match skip_value(self.input, self.pos, &mut self.frames) {
+        match skip_value(self.input, self.pos, &mut self.frames, &mut self.specials) {
             Ok(end) => {
                 self.pos = end;
                 visitor.visit_unit()

@@ -150,9 +150,25 @@ impl Visit for TextFields<'_> {
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        let mut text = String::new();
-        let _ = write!(text, "{value:?}");
-        self.value(field, &text);
+        // Written in place; taken out again only if it must be escaped.
+        self.line.push(' ');
+        let message = field.name() == "message";
+        if !message {
+            self.line.push_str(field.name());
+            self.line.push('=');
+        }
+        let start = self.line.len();
+        let _ = write!(self.line, "{value:?}");
+        let written = &self.line[start..];
+        if message && !written.contains(char::is_control) || !message && is_plain(written) {
+            return;
+        }
+        let text = self.line.split_off(start);
+        if message {
+            push_one_line(self.line, &text);
+        } else {
+            let _ = write!(self.line, "{text:?}");
+        }
     }
 }
 
@@ -222,9 +238,17 @@ impl Visit for JsonFields<'_> {
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        let mut text = String::new();
-        let _ = write!(text, "{value:?}");
-        self.record_str(field, &text);
+        // Written in place; taken out again only if it must be escaped.
+        self.key(field);
+        self.line.push('"');
+        let start = self.line.len();
+        let _ = write!(self.line, "{value:?}");
+        if crate::json::find_special::<true>(self.line.as_bytes(), start) < self.line.len() {
+            let text = self.line.split_off(start - 1);
+            push_json_str(self.line, &text[1..]);
+        } else {
+            self.line.push('"');
+        }
     }
 }
 

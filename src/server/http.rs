@@ -108,11 +108,11 @@ async fn admit(s: &AppState, endpoint: Endpoint, req: Request) -> Response {
             );
             tracing::info!(
                 webhook = webhook_name(endpoint),
-                uid = %log.uid,
-                kind = %log.kind,
-                operation = %log.operation,
-                namespace = %log.namespace,
-                name = %log.name,
+                uid = log.uid.as_str(),
+                kind = log.kind.as_str(),
+                operation = log.operation.as_str(),
+                namespace = log.namespace.as_str(),
+                name = log.name.as_str(),
                 allowed = log.allowed,
                 patch_ops = log.patch_ops,
                 patch_bytes = log.patch_bytes,
@@ -231,9 +231,9 @@ fn reject(
     );
     tracing::warn!(
         webhook = webhook_name(endpoint),
-        uid = %uid,
+        uid = uid.as_str(),
         status = r.status.as_u16(),
-        error = %r.message,
+        error = r.message.as_str(),
         duration_us = elapsed.as_micros() as u64,
         "review rejected"
     );
