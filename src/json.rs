@@ -475,23 +475,35 @@ fn skip_value(
             }
         }};
     }
-    // Skips the key whose opening quote is at `i`, and the colon after it.
     // Skips the key whose opening quote is at `i` and its colon, then
-    // continues with the value; compact `"k":"v","k2"...` runs are taken
-    // in one tight loop (the same checks as the general path, in order).
+    // continues with the value. What compact JSON is made of is taken in
+    // one tight loop, with the same checks as the general path in the same
+    // order: `"k":"v"` runs, `"k":{}` (dense in managedFields) and `"k":{"`
+    // (a nested object's first key).
     macro_rules! entry {
         ($value:lifetime) => {{
             loop {
                 string!();
-                if input.get(i..i + 2) != Some(b":\"") {
-                    match next_byte!(EOF_OBJECT) {
-                        b':' => i += 1,
-                        _ => return Err(ScanError(EXPECTED_COLON, i)),
+                match input.get(i..i + 3) {
+                    Some([b':', b'"', _]) => {
+                        i += 1;
+                        string!();
                     }
-                    continue $value;
+                    Some(b":{}") => i += 3,
+                    Some(b":{\"") => {
+                        i += 2;
+                        stack.push(top);
+                        top = OBJECT_FRAME;
+                        continue;
+                    }
+                    _ => {
+                        match next_byte!(EOF_OBJECT) {
+                            b':' => i += 1,
+                            _ => return Err(ScanError(EXPECTED_COLON, i)),
+                        }
+                        continue $value;
+                    }
                 }
-                i += 1;
-                string!();
                 if input.get(i..i + 2) != Some(b",\"") {
                     break;
                 }

@@ -180,6 +180,15 @@ fn structure_rules_follow_serde_json() {
         "1 2",
         "[]]",
         "\u{c}1",
+        // The skipper's compact-JSON shortcuts, cut short or misused.
+        r#"{"a":{}"#,
+        r#"{"a":{""#,
+        r#"{"a":{"b"}}"#,
+        r#"{"a":{},}"#,
+        r#"{"a":{}}}"#,
+        r#"{"a":{"b":{}},"#,
+        r#"{"a":"b","c":}"#,
+        r#"{"a":{}"b":{}}"#,
     ] {
         check::<Value>(bad, false);
         check::<IgnoredAny>(bad, false);
@@ -190,6 +199,7 @@ fn structure_rules_follow_serde_json() {
         "{}",
         "\"\"",
         "true",
+        r#"{"a":{},"b":{"c":{"":{}},"d":"e"},"f":{ },"g":{"h":[{}]}}"#,
     ] {
         check::<Value>(good, true);
         check::<IgnoredAny>(good, true);
