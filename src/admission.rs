@@ -404,7 +404,7 @@ struct UserInfo {
 struct PodObject {
     #[serde(default)]
     metadata: PodMeta,
-    spec: Option<PodSpecFields>,
+    spec: Option<Box<PodSpecFields>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -424,7 +424,7 @@ struct PodSpecFields {
     containers: Vec<ContainerFields>,
     init_containers: Option<Vec<ContainerFields>>,
     ephemeral_containers: Option<Vec<ContainerFields>>,
-    security_context: Option<PodSecurityContext>,
+    security_context: Option<Box<PodSecurityContext>>,
     volumes: Option<Vec<VolumeFields>>,
     host_network: Option<bool>,
     #[serde(rename = "hostPID")]
@@ -614,7 +614,7 @@ impl PodObject {
                     .map(|c| container_from!(EphemeralContainer, c))
                     .collect()
             }),
-            security_context: s.security_context,
+            security_context: s.security_context.map(|b| *b),
             volumes: s.volumes.map(|v| {
                 let mut volumes = Vec::with_capacity(v.len() + spare_volumes);
                 volumes.extend(v.into_iter().map(VolumeFields::into_volume));
