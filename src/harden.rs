@@ -7,13 +7,14 @@
 //! no patch.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
+use std::fmt::{self, Write as _};
 
 use k8s_openapi::api::core::v1::{
     Capabilities, EmptyDirVolumeSource, Pod, PodSecurityContext, SeccompProfile, SecurityContext,
     Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use serde_json::value::RawValue;
 
 use crate::config::{Config, OnInsecure, PodSecurity, Scope};
 use crate::patch::JsonPatch;
@@ -165,6 +166,7 @@ pub fn harden(pod: &mut Pod, req: &PodRequest, cfg: &Config) -> Decision {
         ops: JsonPatch::new(),
         insecure: Vec::new(),
         warnings: Vec::new(),
+        fresh_container_context: None,
     };
     let Some(spec) = pod.spec.as_mut() else {
         return Decision::Deny {
@@ -263,6 +265,26 @@ struct Hardener<'c> {
     /// Insecure explicit values (replaced in the pod and the patch).
     insecure: Vec<String>,
     warnings: Vec<String>,
+    /// A container's fresh `securityContext`, serialized.
+    fresh_container_context: Option<Box<RawValue>>,
+}
+
+/// `spec.containers[0].securityContext`, for messages (written only when
+/// there is one).
+struct ContainerAt<'a> {
+    list: &'a str,
+    index: usize,
+}
+
+impl fmt::Display for ContainerAt<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "spec.{}[{}].securityContext", self.list, self.index)
+    }
+}
+
+/// `value` serialized, to add to the patch more than once.
+fn raw<T: serde::Serialize>(value: &T) -> Box<RawValue> {
+    serde_json::value::to_raw_value(value).expect("Kubernetes types serialize")
 }
 
 impl Hardener<'_> {
@@ -343,7 +365,7 @@ impl Hardener<'_> {
         self.seccomp(
             &mut sc.seccomp_profile,
             &base,
-            "spec.securityContext",
+            &"spec.securityContext",
             None,
             true,
         );
@@ -354,7 +376,7 @@ impl Hardener<'_> {
         &mut self,
         slot: &mut Option<SeccompProfile>,
         base: &[&str],
-        at: &str,
+        at: &dyn fmt::Display,
         container: Option<&str>,
         fill: bool,
     ) {
@@ -385,9 +407,11 @@ impl Hardener<'_> {
         name: &str,
         windows: bool,
     ) {
-        let i = index.to_string();
-        let base = ["spec", list, &i, "securityContext"];
-        let at = format!("spec.{list}[{i}].securityContext");
+        let mut digits = itoa::Buffer::new();
+        let i = digits.format(index);
+        let base = ["spec", list, i, "securityContext"];
+        let at = ContainerAt { list, index };
+        let at = &at;
         let Some(sc) = sc.as_mut() else {
             if !windows {
                 let fresh = SecurityContext {
@@ -399,7 +423,11 @@ impl Hardener<'_> {
                     read_only_root_filesystem: Some(true),
                     ..Default::default()
                 };
-                self.add(&base, &fresh);
+                // The same for every container: serialized once per pod.
+                let value = self
+                    .fresh_container_context
+                    .get_or_insert_with(|| raw(&fresh));
+                self.ops.add(&base, &**value);
                 *sc = Some(fresh);
             }
             return;
@@ -451,7 +479,7 @@ impl Hardener<'_> {
             }
             Some(false) => {}
         }
-        self.capabilities(&mut sc.capabilities, &base, &at, name);
+        self.capabilities(&mut sc.capabilities, &base, at, name);
         match sc.read_only_root_filesystem {
             None => {
                 sc.read_only_root_filesystem = Some(true);
@@ -462,14 +490,14 @@ impl Hardener<'_> {
             )),
             Some(true) => {}
         }
-        self.seccomp(&mut sc.seccomp_profile, &base, &at, Some(name), false);
+        self.seccomp(&mut sc.seccomp_profile, &base, at, Some(name), false);
     }
 
     fn capabilities(
         &mut self,
         caps: &mut Option<Capabilities>,
         base: &[&str],
-        at: &str,
+        at: &dyn fmt::Display,
         name: &str,
     ) {
         let path = |rest: &[&'static str]| -> Vec<&str> {
@@ -574,19 +602,22 @@ impl Hardener<'_> {
                         .enumerate()
                         .map(|(i, m)| ("initContainers", i, m)),
                 );
+            // The same for every container: serialized once.
+            let value = raw(&mount);
             for (list, i, mounts) in lists {
                 if !lacks(mounts) {
                     continue;
                 }
-                let i = i.to_string();
+                let mut digits = itoa::Buffer::new();
+                let i = digits.format(i);
                 match mounts.as_mut() {
                     Some(m) => {
                         self.ops
-                            .add(&["spec", list, &i, "volumeMounts", "-"], &mount);
+                            .add(&["spec", list, i, "volumeMounts", "-"], &*value);
                         m.push(mount.clone());
                     }
                     None => {
-                        self.ops.add(&["spec", list, &i, "volumeMounts"], &[&mount]);
+                        self.ops.add(&["spec", list, i, "volumeMounts"], &[&*value]);
                         *mounts = Some(vec![mount.clone()]);
                     }
                 }
