@@ -453,8 +453,9 @@ struct ContainerFields {
 }
 
 /// A volume mount as the decision sees it: where it mounts (hardening adds
-/// a writable volume only where none is mounted). Both required fields must
-/// be present, as in `VolumeMount`; the rest is skipped.
+/// a writable volume only where none is mounted). `name` must be present,
+/// as in `VolumeMount`, but only `mountPath` is type-checked; the other
+/// fields are skipped (the API server has validated them already).
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct VolumeMountFields {
