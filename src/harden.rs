@@ -288,10 +288,6 @@ fn raw<T: serde::Serialize>(value: &T) -> Box<RawValue> {
 }
 
 impl Hardener<'_> {
-    fn add<T: serde::Serialize + ?Sized>(&mut self, path: &[&str], value: &T) {
-        self.ops.add(path, value);
-    }
-
     fn replace<T: serde::Serialize + ?Sized>(
         &mut self,
         path: &[&str],
@@ -320,14 +316,14 @@ impl Hardener<'_> {
                 fresh.fs_group = Some(ps.fs_group);
                 fresh.seccomp_profile = Some(runtime_default());
             }
-            self.add(&base, &fresh);
+            self.ops.add(&base, &fresh);
             *sc = Some(fresh);
             return;
         };
         match sc.run_as_non_root {
             None => {
                 sc.run_as_non_root = Some(true);
-                self.add(&[base[0], base[1], "runAsNonRoot"], &true);
+                self.ops.add(&[base[0], base[1], "runAsNonRoot"], &true);
             }
             Some(false) => {
                 sc.run_as_non_root = Some(true);
@@ -350,7 +346,7 @@ impl Hardener<'_> {
         ] {
             if slot.is_none() {
                 *slot = Some(value);
-                self.add(&[base[0], base[1], field], &value);
+                self.ops.add(&[base[0], base[1], field], &value);
             }
         }
         if sc.run_as_user == Some(0) {
@@ -384,7 +380,7 @@ impl Hardener<'_> {
         match slot {
             None if fill => {
                 *slot = Some(runtime_default());
-                self.add(&path, &runtime_default());
+                self.ops.add(&path, &runtime_default());
             }
             Some(p) if p.type_ == "Unconfined" => {
                 *slot = Some(runtime_default());
@@ -410,8 +406,7 @@ impl Hardener<'_> {
         let mut digits = itoa::Buffer::new();
         let i = digits.format(index);
         let base = ["spec", list, i, "securityContext"];
-        let at = ContainerAt { list, index };
-        let at = &at;
+        let at = &ContainerAt { list, index };
         let Some(sc) = sc.as_mut() else {
             if !windows {
                 let fresh = SecurityContext {
@@ -466,7 +461,7 @@ impl Hardener<'_> {
         match sc.allow_privilege_escalation {
             None => {
                 sc.allow_privilege_escalation = Some(false);
-                self.add(&field("allowPrivilegeEscalation"), &false);
+                self.ops.add(&field("allowPrivilegeEscalation"), &false);
             }
             Some(true) => {
                 sc.allow_privilege_escalation = Some(false);
@@ -483,7 +478,7 @@ impl Hardener<'_> {
         match sc.read_only_root_filesystem {
             None => {
                 sc.read_only_root_filesystem = Some(true);
-                self.add(&field("readOnlyRootFilesystem"), &true);
+                self.ops.add(&field("readOnlyRootFilesystem"), &true);
             }
             Some(false) => self.warnings.push(format!(
                 "container {name:?}: {at}.readOnlyRootFilesystem is false; kept as set, the container can write to its image"
@@ -508,18 +503,18 @@ impl Hardener<'_> {
                 add: None,
                 drop: Some(vec!["ALL".into()]),
             };
-            self.add(&path(&["capabilities"]), &fresh);
+            self.ops.add(&path(&["capabilities"]), &fresh);
             *caps = Some(fresh);
             return;
         };
         match caps.drop.as_mut() {
             None => {
                 caps.drop = Some(vec!["ALL".into()]);
-                self.add(&path(&["capabilities", "drop"]), &["ALL"]);
+                self.ops.add(&path(&["capabilities", "drop"]), &["ALL"]);
             }
             Some(drop) if !drop.iter().any(|c| c == "ALL") => {
                 drop.push("ALL".into());
-                self.add(&path(&["capabilities", "drop", "-"]), "ALL");
+                self.ops.add(&path(&["capabilities", "drop", "-"]), "ALL");
             }
             Some(_) => {}
         }
@@ -575,11 +570,11 @@ impl Hardener<'_> {
             };
             match spec.volumes.as_mut() {
                 Some(v) => {
-                    self.add(&["spec", "volumes", "-"], &volume);
+                    self.ops.add(&["spec", "volumes", "-"], &volume);
                     v.push(volume);
                 }
                 None => {
-                    self.add(&["spec", "volumes"], &[&volume]);
+                    self.ops.add(&["spec", "volumes"], &[&volume]);
                     spec.volumes = Some(vec![volume]);
                 }
             }
