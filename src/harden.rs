@@ -16,8 +16,8 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use serde_json::value::RawValue;
 
+use crate::admission::patch::JsonPatch;
 use crate::config::{Config, OnInsecure, PodSecurity, Scope};
-use crate::patch::JsonPatch;
 use crate::pss;
 
 /// The admission operation of the request.

@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use floe_guard::cli::{self, Cli, Command, EXIT_ERROR, LogFormat};
-use floe_guard::log_format::LogLine;
-use floe_guard::log_writer::BatchedStderr;
+use floe_guard::logs::format::LogLine;
+use floe_guard::logs::writer::BatchedStderr;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
 

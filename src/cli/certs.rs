@@ -1,7 +1,7 @@
 //! `floe-guard certs generate`: a CA and a serving certificate for the
 //! webhook Service, as files or as a cert-manager-style TLS Secret.
 //!
-//! `floe-guard certs install`: the I/O shell of [`crate::certs_install`]:
+//! `floe-guard certs install`: the I/O shell of [`crate::certs::rotate`]:
 //! read the Secret and both webhook configurations, plan, write.
 
 use std::collections::BTreeMap;
@@ -17,9 +17,9 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::{CertsGenerateArgs, CertsInstallArgs, CertsOutput, Outcome};
+use crate::certs::rotate::{self, Current, Step, Target, WebhookKind};
 use crate::certs::{Bundle, SanList};
-use crate::certs_install::{self, Current, Step, Target, WebhookKind};
-use crate::cluster::client::Kube;
+use crate::kube::client::Kube;
 
 /// `floe-guard certs generate`.
 pub fn generate(a: CertsGenerateArgs) -> anyhow::Result<Outcome> {
@@ -131,7 +131,7 @@ async fn install_async(a: CertsInstallArgs) -> anyhow::Result<Outcome> {
     };
     for attempt in 1..=INSTALL_ATTEMPTS {
         let current = api.read().await?;
-        let plan = certs_install::plan(&current, &target, std::time::SystemTime::now())?;
+        let plan = rotate::plan(&current, &target, std::time::SystemTime::now())?;
         if plan.steps.is_empty() {
             println!("nothing to change");
             for line in &plan.unchanged {

@@ -17,11 +17,11 @@ use serde_json::json;
 
 use super::network::ClusterArgs;
 use super::{ConfigArg, Outcome, TextOrJson};
-use crate::cluster::client::{ClusterError, Kube, Scoped, to_json};
-use crate::cluster::plan::{self, Action};
-use crate::cluster::{audit, cni, diff};
+use crate::bootstrap::{self, Action};
 use crate::config::Config;
+use crate::kube::client::{ClusterError, Kube, Scoped, to_json};
 use crate::network::{ClusterFacts, Generated};
+use crate::network::{audit, cni, diff};
 
 /// `--dry-run` of `bootstrap`, as kubectl names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -163,7 +163,7 @@ async fn discover(kube: &Kube, cfg: &Config) -> Result<ClusterFacts, ClusterErro
     } else {
         (Vec::new(), Vec::new())
     };
-    Ok(plan::facts(&slices, &nodes, &service_cidrs))
+    Ok(bootstrap::facts(&slices, &nodes, &service_cidrs))
 }
 
 /// The generated policies with the discovered facts, and notes on what is unknown.
@@ -223,7 +223,7 @@ async fn apply_one<K: Scoped>(
     let name = meta.name.as_deref().unwrap_or_default();
     let before = kube.get::<K>(meta.namespace.as_deref(), name).await?;
     let after = kube.apply(obj, dry_run, force).await?;
-    Ok(plan::classify(
+    Ok(bootstrap::classify(
         before.map(|b| to_json(&b)).as_ref(),
         &to_json(&after),
     ))
@@ -232,7 +232,7 @@ async fn apply_one<K: Scoped>(
 /// `floe-guard bootstrap`.
 pub fn bootstrap(a: BootstrapArgs) -> anyhow::Result<Outcome> {
     let cfg = a.config.load()?;
-    let namespaces = plan::desired_namespaces(&cfg);
+    let namespaces = bootstrap::desired_namespaces(&cfg);
     if a.dry_run == DryRun::Client {
         let g = generate_with(&cfg, &ClusterFacts::default())?;
         let mut out = String::new();
@@ -295,13 +295,13 @@ pub fn bootstrap(a: BootstrapArgs) -> anyhow::Result<Outcome> {
                 if dry_created.contains(ns) {
                     continue;
                 }
-                let selector = plan::managed_selector();
+                let selector = bootstrap::managed_selector();
                 deployed.extend(
                     kube.list::<NetworkPolicy>(Some(ns), Some(&selector))
                         .await?,
                 );
             }
-            let stale = plan::stale_policies(&deployed, &g, &managed);
+            let stale = bootstrap::stale_policies(&deployed, &g, &managed);
             progress.total += stale.len();
             for (ns, name) in stale {
                 progress.step(&format!("prune networkpolicy {ns}/{name}"));
@@ -536,7 +536,7 @@ fn audit_text(report: &[audit::NamespaceAudit], warnings: &[String], markdown: b
 /// `floe-guard network diff`.
 pub fn diff(a: DiffArgs) -> anyhow::Result<Outcome> {
     let cfg = a.config.load()?;
-    let expected_ns = plan::desired_namespaces(&cfg);
+    let expected_ns = bootstrap::desired_namespaces(&cfg);
     let managed: Vec<String> = cfg
         .managed_namespaces()
         .into_iter()
@@ -551,7 +551,7 @@ pub fn diff(a: DiffArgs) -> anyhow::Result<Outcome> {
             deployed_ns.extend(kube.get::<Namespace>(None, name).await?);
         }
         let deployed = kube
-            .list::<NetworkPolicy>(None, Some(&plan::managed_selector()))
+            .list::<NetworkPolicy>(None, Some(&bootstrap::managed_selector()))
             .await?;
         let mut drift = diff::namespaces(&expected_ns, &deployed_ns);
         drift.extend(diff::policies(g.policies(), &deployed, &managed));

@@ -11,8 +11,8 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::json;
 
 use super::{ConfigArg, Outcome, TextOrJson};
-use crate::cluster::client::Kube;
 use crate::config::{Config, Protocol};
+use crate::kube::client::Kube;
 use crate::network::files::{self, HEADER, SUMMARY_FILE};
 use crate::network::reach::{self, Endpoint, Flow, Pod, Side, Verdict};
 use crate::network::rules::Labels;

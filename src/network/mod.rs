@@ -21,6 +21,9 @@
 //! webserver on 3000, Postgres on 5432… stay closed to them). The price: any
 //! other `floe-platform` pod listening on one of those ports is reachable too.
 
+pub mod audit;
+pub mod cni;
+pub mod diff;
 pub mod files;
 mod generate;
 pub mod reach;

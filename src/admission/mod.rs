@@ -1,0 +1,486 @@
+//! The admission hot path: decode an `admission.k8s.io/v1` AdmissionReview,
+//! decide (pod hardening or namespace validation), encode the response.
+
+mod decode;
+mod encode;
+pub mod patch;
+
+use std::collections::BTreeMap;
+
+use crate::config::Config;
+use crate::harden::{self, Decision, Operation, PodRequest};
+use crate::namespace;
+use decode::{Decoded, NamespaceObject, PodObject, Request, decode};
+use encode::encode;
+use patch::JsonPatch;
+
+/// The only AdmissionReview version served.
+pub const API_VERSION: &str = "admission.k8s.io/v1";
+
+/// Which webhook a review was sent to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    /// `/mutate`: Pods, hardened.
+    Mutate,
+    /// `/validate`: Namespaces, validated.
+    Validate,
+}
+
+/// An answered review: the response body and what to log and count.
+#[derive(Debug, Clone)]
+pub struct Reviewed {
+    /// The `AdmissionReview` response, JSON.
+    pub body: Vec<u8>,
+    /// The facts for logs and metrics.
+    pub log: ReviewLog,
+}
+
+/// The facts of one review for logs and metrics.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReviewLog {
+    /// `request.uid`.
+    pub uid: String,
+    /// `request.kind.kind`.
+    pub kind: String,
+    /// `request.operation`.
+    pub operation: String,
+    /// `request.namespace` (empty for cluster-scoped objects).
+    pub namespace: String,
+    /// `request.name`, else the object's `generateName`.
+    pub name: String,
+    /// Whether the review was allowed.
+    pub allowed: bool,
+    /// Number of JSONPatch operations returned.
+    pub patch_ops: usize,
+    /// Size of the JSONPatch, bytes, before base64.
+    pub patch_bytes: usize,
+}
+
+/// A body that is not an AdmissionReview this webhook can answer (HTTP 400).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct BadReview(pub String);
+
+/// Decodes, decides and encodes one review.
+///
+/// A body that is not an `admission.k8s.io/v1` AdmissionReview with a
+/// `request.uid` is a [`BadReview`]; anything else gets a well-formed answer
+/// that echoes the uid (a request the webhook cannot handle is denied with
+/// code 400 and the reason).
+pub fn review(endpoint: Endpoint, body: &[u8], config: &Config) -> Result<Reviewed, BadReview> {
+    match endpoint {
+        Endpoint::Mutate => decode::<PodObject>(body).map(|r| answer(r, |req| mutate(req, config))),
+        Endpoint::Validate => {
+            decode::<NamespaceObject>(body).map(|r| answer(r, |req| validate(req, config)))
+        }
+    }
+}
+
+/// What a decision produces, before encoding.
+struct Answer {
+    allowed: bool,
+    code: u16,
+    message: String,
+    patch: Option<JsonPatch>,
+    warnings: Vec<String>,
+    audit: BTreeMap<String, String>,
+}
+
+impl Answer {
+    fn allow() -> Self {
+        Self::new(true, 200, String::new())
+    }
+
+    fn deny(code: u16, message: String) -> Self {
+        Self::new(false, code, message)
+    }
+
+    fn new(allowed: bool, code: u16, message: String) -> Self {
+        Answer {
+            allowed,
+            code,
+            message,
+            patch: None,
+            warnings: Vec::new(),
+            audit: BTreeMap::new(),
+        }
+    }
+}
+
+fn answer<O>(decoded: Decoded<O>, decide: impl FnOnce(&mut Request<O>) -> Answer) -> Reviewed {
+    let (log, answer) = match decoded {
+        Decoded::Malformed { uid, message } => (
+            ReviewLog {
+                uid,
+                ..ReviewLog::default()
+            },
+            Answer::deny(400, message),
+        ),
+        Decoded::Request(mut req) => {
+            let answer = decide(&mut req);
+            let log = ReviewLog {
+                kind: req.kind.kind,
+                operation: req.operation,
+                namespace: req.namespace.unwrap_or_default(),
+                name: req.name.unwrap_or_default(),
+                uid: req.uid,
+                ..ReviewLog::default()
+            };
+            (log, answer)
+        }
+    };
+    encode(log, answer)
+}
+
+fn mutate(req: &mut Request<PodObject>, config: &Config) -> Answer {
+    if (req.kind.group.as_str(), req.kind.kind.as_str()) != ("", "Pod") {
+        return Answer::deny(
+            400,
+            format!(
+                "floe-guard /mutate handles core/v1 Pods, got {}/{} {}: check the webhook's rules",
+                req.kind.group, req.kind.version, req.kind.kind
+            ),
+        );
+    }
+    let operation = if req.operation == "CREATE" {
+        Operation::Create
+    } else {
+        Operation::Other
+    };
+    let Some(object) = req.object.take() else {
+        return if operation == Operation::Create {
+            Answer::deny(400, "a CREATE review without `request.object`".into())
+        } else {
+            Answer::allow()
+        };
+    };
+    if req.name.is_none() {
+        req.name = object
+            .metadata
+            .name
+            .clone()
+            .or(object.metadata.generate_name.clone());
+    }
+    let namespace = req
+        .namespace
+        .as_deref()
+        .or(object.metadata.namespace.as_deref())
+        .unwrap_or_default()
+        .to_string();
+    let mut pod = object.into_pod(config.security.pod_security.writable_paths.len());
+    let pod_request = PodRequest {
+        namespace: &namespace,
+        operation,
+        username: &req.user_info.username,
+    };
+    match harden::harden(&mut pod, &pod_request, config) {
+        Decision::Allow {
+            patch,
+            warnings,
+            audit,
+        } => Answer {
+            patch: Some(patch),
+            warnings,
+            audit,
+            ..Answer::allow()
+        },
+        Decision::Deny { reasons } => Answer::deny(403, Decision::deny_message(&reasons)),
+    }
+}
+
+fn validate(req: &mut Request<NamespaceObject>, config: &Config) -> Answer {
+    if (req.kind.group.as_str(), req.kind.kind.as_str()) != ("", "Namespace") {
+        return Answer::deny(
+            400,
+            format!(
+                "floe-guard /validate handles core/v1 Namespaces, got {}/{} {}: check the webhook's rules",
+                req.kind.group, req.kind.version, req.kind.kind
+            ),
+        );
+    }
+    if !matches!(req.operation.as_str(), "CREATE" | "UPDATE") {
+        return Answer::allow();
+    }
+    let Some(object) = req.object.take() else {
+        return Answer::deny(
+            400,
+            format!("a {} review without `request.object`", req.operation),
+        );
+    };
+    let meta = object.metadata;
+    let name = req
+        .name
+        .get_or_insert_with(|| meta.name.or(meta.generate_name).unwrap_or_default());
+    let verdict = namespace::validate(name, &meta.labels.unwrap_or_default(), config);
+    if verdict.allowed() {
+        Answer::allow()
+    } else {
+        Answer::deny(403, verdict.message(name))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine as _;
+    use k8s_openapi::api::core::v1::Pod;
+    use serde_json::{Value, json};
+
+    fn pod_review(operation: &str, namespace: &str, object: Value) -> Value {
+        json!({
+            "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+            "request": {
+                "uid": "705ab4f5-6393-11e8-b7cc-42010a800002",
+                "kind": {"group": "", "version": "v1", "kind": "Pod"},
+                "resource": {"group": "", "version": "v1", "resource": "pods"},
+                "namespace": namespace, "operation": operation,
+                "userInfo": {"username": "system:serviceaccount:kube-system:job-controller"},
+                "object": object, "oldObject": null, "dryRun": false
+            }
+        })
+    }
+
+    fn job_pod() -> Value {
+        json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"generateName": "j-", "namespace": "floe-jobs",
+                "managedFields": [{"manager": "kube-controller-manager", "operation": "Update",
+                    "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {}}}],
+                "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": "j",
+                    "uid": "00000000-0000-4000-8000-000000000000", "controller": true}]},
+            "spec": {"containers": [{"name": "main", "image": "x"}]}})
+    }
+
+    fn call(endpoint: Endpoint, review: &Value) -> (Value, ReviewLog) {
+        let r = super::review(
+            endpoint,
+            &serde_json::to_vec(review).unwrap(),
+            &Config::default(),
+        )
+        .expect("a well-formed answer");
+        (serde_json::from_slice(&r.body).unwrap(), r.log)
+    }
+
+    #[test]
+    fn a_job_pod_gets_a_base64_json_patch_and_the_uid_back() {
+        let (out, log) = call(
+            Endpoint::Mutate,
+            &pod_review("CREATE", "floe-jobs", job_pod()),
+        );
+        assert_eq!(out["apiVersion"], "admission.k8s.io/v1");
+        assert_eq!(out["kind"], "AdmissionReview");
+        let resp = &out["response"];
+        assert_eq!(resp["uid"], "705ab4f5-6393-11e8-b7cc-42010a800002");
+        assert_eq!(resp["allowed"], true);
+        assert_eq!(resp["patchType"], "JSONPatch");
+        let patch = base64::engine::general_purpose::STANDARD
+            .decode(resp["patch"].as_str().expect("patch is a base64 string"))
+            .unwrap();
+        let patch: json_patch::Patch = serde_json::from_slice(&patch).unwrap();
+        let mut pod = job_pod();
+        json_patch::patch(&mut pod, &patch).unwrap();
+        assert_eq!(pod["spec"]["securityContext"]["runAsNonRoot"], true);
+        assert_eq!(log.uid, "705ab4f5-6393-11e8-b7cc-42010a800002");
+        assert_eq!(
+            (
+                log.kind.as_str(),
+                log.operation.as_str(),
+                log.namespace.as_str(),
+                log.name.as_str()
+            ),
+            ("Pod", "CREATE", "floe-jobs", "j-")
+        );
+        assert!(log.allowed && log.patch_ops == patch.0.len() && log.patch_bytes > 0);
+    }
+
+    #[test]
+    fn out_of_scope_and_update_are_allowed_without_patch() {
+        for (op, ns) in [
+            ("CREATE", "default"),
+            ("UPDATE", "floe-jobs"),
+            ("DELETE", "floe-jobs"),
+        ] {
+            let mut review = pod_review(op, ns, job_pod());
+            if op == "DELETE" {
+                review["request"]["object"] = Value::Null;
+            }
+            let (out, _) = call(Endpoint::Mutate, &review);
+            assert_eq!(out["response"]["allowed"], true, "{op} {ns}");
+            assert!(out["response"].get("patch").is_none(), "{op} {ns}");
+            assert!(out["response"].get("patchType").is_none(), "{op} {ns}");
+        }
+    }
+
+    #[test]
+    fn an_insecure_pod_is_denied_with_403_and_the_reasons() {
+        let mut pod = job_pod();
+        pod["spec"]["containers"][0]["securityContext"] = json!({"privileged": true});
+        let (out, log) = call(Endpoint::Mutate, &pod_review("CREATE", "floe-jobs", pod));
+        let resp = &out["response"];
+        assert_eq!(resp["allowed"], false);
+        assert_eq!(resp["status"]["code"], 403);
+        assert_eq!(resp["status"]["reason"], "Forbidden");
+        assert!(
+            resp["status"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("privileged is true")
+        );
+        assert!(!log.allowed);
+    }
+
+    #[test]
+    fn a_wrong_kind_is_answered_with_400_and_the_uid() {
+        let mut review = pod_review("CREATE", "floe-jobs", job_pod());
+        review["request"]["kind"] = json!({"group": "apps", "version": "v1", "kind": "Deployment"});
+        let (out, _) = call(Endpoint::Mutate, &review);
+        assert_eq!(
+            out["response"]["uid"],
+            "705ab4f5-6393-11e8-b7cc-42010a800002"
+        );
+        assert_eq!(out["response"]["allowed"], false);
+        assert_eq!(out["response"]["status"]["code"], 400);
+        assert!(
+            out["response"]["status"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("apps/v1 Deployment")
+        );
+    }
+
+    #[test]
+    fn an_undecodable_object_is_answered_by_uid_naming_the_field() {
+        let mut review = pod_review("CREATE", "floe-jobs", job_pod());
+        review["request"]["object"]["spec"]["containers"] = json!("not a list");
+        let (out, _) = call(Endpoint::Mutate, &review);
+        assert_eq!(out["response"]["allowed"], false);
+        assert_eq!(out["response"]["status"]["code"], 400);
+        let msg = out["response"]["status"]["message"].as_str().unwrap();
+        assert!(msg.contains("request.object.spec.containers"), "{msg}");
+    }
+
+    #[test]
+    fn bodies_that_are_not_v1_reviews_are_bad_requests() {
+        let cfg = Config::default();
+        let bad = |body: &[u8]| super::review(Endpoint::Mutate, body, &cfg).unwrap_err().0;
+        assert!(bad(b"").contains("not an AdmissionReview"));
+        assert!(bad(b"{not json").contains("not an AdmissionReview"));
+        assert!(bad(b"[1,2]").contains("not an AdmissionReview"));
+        assert!(
+            bad(br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}"#)
+                .contains("no `request`")
+        );
+        assert!(bad(br#"{"apiVersion":"admission.k8s.io/v1beta1","kind":"AdmissionReview","request":{"uid":"u"}}"#)
+            .contains("admission.k8s.io/v1beta1"));
+        assert!(
+            bad(br#"{"apiVersion":"v1","kind":"Pod"}"#).contains("expected kind AdmissionReview")
+        );
+        assert!(bad(br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"operation":"CREATE"}}"#)
+            .contains("uid"));
+    }
+
+    /// The decision on the lean decoding equals the one on the full Pod, for
+    /// every upstream PSS fixture at both levels and both `on_insecure` modes.
+    #[test]
+    fn lean_decoding_decides_like_full_decoding() {
+        let dir = std::env::var_os("FLOE_GUARD_PSS_CONFORMANCE")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| {
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/conformance/pss")
+            });
+        if !dir.is_dir() {
+            // Under CI a missing corpus fails rather than skips.
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "the PSS conformance corpus is missing at {}",
+                dir.display()
+            );
+            eprintln!(
+                "SKIPPED: PSS conformance corpus not found at {}",
+                dir.display()
+            );
+            return;
+        }
+        let mut override_cfg = Config::default();
+        override_cfg.security.pod_security.on_insecure = crate::config::OnInsecure::Override;
+        let mut seen = 0;
+        for level in ["baseline", "restricted"] {
+            for verdict in ["pass", "fail"] {
+                let d = dir.join(level).join("v1.37").join(verdict);
+                for f in std::fs::read_dir(d).unwrap() {
+                    let text = std::fs::read_to_string(f.unwrap().path()).unwrap();
+                    let mut object: Value = serde_yaml_ng::from_str(&text).unwrap();
+                    object["metadata"]["ownerReferences"] =
+                        job_pod()["metadata"]["ownerReferences"].clone();
+                    let full: Pod = serde_json::from_value(object.clone()).unwrap();
+                    let lean = serde_json::from_value::<PodObject>(object)
+                        .unwrap()
+                        .into_pod(0);
+                    for l in [crate::pss::Level::Baseline, crate::pss::Level::Restricted] {
+                        assert_eq!(
+                            crate::pss::check(&full.metadata, full.spec.as_ref().unwrap(), l),
+                            crate::pss::check(&lean.metadata, lean.spec.as_ref().unwrap(), l)
+                        );
+                    }
+                    for cfg in [&Config::default(), &override_cfg] {
+                        let req = PodRequest {
+                            namespace: "floe-jobs",
+                            operation: Operation::Create,
+                            username: "u",
+                        };
+                        let (mut a, mut b) = (full.clone(), lean.clone());
+                        assert_eq!(
+                            harden::harden(&mut a, &req, cfg),
+                            harden::harden(&mut b, &req, cfg)
+                        );
+                    }
+                    seen += 1;
+                }
+            }
+        }
+        assert_eq!(seen, 148);
+    }
+
+    fn ns_review(operation: &str, labels: Value) -> Value {
+        json!({
+            "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+            "request": {
+                "uid": "u-1", "kind": {"group": "", "version": "v1", "kind": "Namespace"},
+                "name": "floe-jobs", "operation": operation, "userInfo": {"username": "alice"},
+                "object": {"apiVersion": "v1", "kind": "Namespace",
+                    "metadata": {"name": "floe-jobs", "labels": labels}},
+            }
+        })
+    }
+
+    #[test]
+    fn namespaces_are_validated_on_create_and_update() {
+        let good = json!({"pod-security.kubernetes.io/enforce": "restricted",
+            "pod-security.kubernetes.io/audit": "restricted", "pod-security.kubernetes.io/warn": "restricted"});
+        let (out, _) = call(Endpoint::Validate, &ns_review("CREATE", good.clone()));
+        assert_eq!(out["response"]["allowed"], true);
+        assert!(out["response"].get("patch").is_none());
+        let mut weakened = good.clone();
+        weakened
+            .as_object_mut()
+            .unwrap()
+            .remove("pod-security.kubernetes.io/enforce");
+        let (out, log) = call(Endpoint::Validate, &ns_review("UPDATE", weakened));
+        assert_eq!(out["response"]["allowed"], false);
+        assert_eq!(out["response"]["status"]["code"], 403);
+        let msg = out["response"]["status"]["message"].as_str().unwrap();
+        assert!(
+            msg.contains("enforce is missing") && msg.contains("kubectl label namespace floe-jobs"),
+            "{msg}"
+        );
+        assert_eq!(
+            (log.kind.as_str(), log.name.as_str()),
+            ("Namespace", "floe-jobs")
+        );
+        let mut delete = ns_review("DELETE", json!({}));
+        delete["request"]["object"] = Value::Null;
+        assert_eq!(
+            call(Endpoint::Validate, &delete).0["response"]["allowed"],
+            true
+        );
+    }
+}

@@ -1,0 +1,7 @@
+//! The one Kubernetes client shell: connection, retries with backoff, the
+//! field manager of every server-side apply, and one-line errors.
+
+pub mod client;
+
+/// Field manager of every server-side apply floe-guard makes.
+pub const FIELD_MANAGER: &str = "floe-guard";
