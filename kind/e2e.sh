@@ -223,7 +223,7 @@ check_cluster_tests() {
   local kubeconfig="/tmp/floe-guard-e2e.$$.kubeconfig"
   kind get kubeconfig --name "$CLUSTER" >"$kubeconfig"
   FLOE_GUARD_TEST_KUBECONFIG="$kubeconfig" cargo test --quiet --release --locked \
-    --test cluster_bootstrap --test cluster_audit --test cluster_diff -- --test-threads=1
+    --test it -- --test-threads=1 cluster_bootstrap cluster_audit cluster_diff
 }
 
 check_helm_test() { helm --kube-context "$KCTX" test floe-guard --namespace "$NS" --logs; }
