@@ -20,6 +20,7 @@ use super::{ConfigArg, Outcome, TextOrJson};
 use crate::bootstrap::{self, Action};
 use crate::config::Config;
 use crate::kube::client::{ClusterError, Kube, Scoped, to_json};
+use crate::network::reports::ReportApi;
 use crate::network::{ClusterFacts, Generated};
 use crate::network::{audit, cni, diff};
 
@@ -75,6 +76,8 @@ pub enum AuditOutput {
     Json,
     /// A Markdown table.
     Markdown,
+    /// Policy reports (YAML), in the API `--report-api` names.
+    Reports,
 }
 
 /// `floe-guard network audit`.
@@ -87,6 +90,14 @@ pub struct AuditArgs {
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value_t = AuditOutput::Table)]
     pub output: AuditOutput,
+    /// The policy report API of `-o reports` and `--apply-reports`.
+    #[arg(long, value_enum, default_value_t = ReportApi::OpenReports)]
+    pub report_api: ReportApi,
+    /// Also write the findings to the cluster as policy reports (one
+    /// `floe-guard-audit` per namespace, one cluster-wide), replacing the
+    /// previous run's.
+    #[arg(long)]
+    pub apply_reports: bool,
 }
 
 /// `floe-guard network diff`.
@@ -413,12 +424,17 @@ fn bootstrap_table(rows: &[Row], dry: bool) -> String {
 /// `floe-guard network audit`.
 pub fn audit(a: AuditArgs) -> anyhow::Result<Outcome> {
     let cfg = a.config.load()?;
-    let report = block_on(async {
+    let (report, policy_reports) = block_on(async {
         let kube = connect(&a.cluster).await?;
         let namespaces = kube.list_cluster::<Namespace>(None).await?;
         let policies = kube.list::<NetworkPolicy>(None, None).await?;
         let pods = kube.list::<Pod>(None, None).await?;
-        Ok(audit::audit(&cfg, &namespaces, &policies, &pods))
+        let report = audit::audit(&cfg, &namespaces, &policies, &pods);
+        let found = super::reports::build(&cfg, &report, a.report_api);
+        if a.apply_reports {
+            super::reports::apply(&kube, a.report_api, &found).await?;
+        }
+        Ok((report, found))
     })?;
     let warnings: Vec<String> = report
         .iter()
@@ -432,8 +448,10 @@ pub fn audit(a: AuditArgs) -> anyhow::Result<Outcome> {
         ),
         AuditOutput::Table => print!("{}", audit_text(&report, &warnings, false)),
         AuditOutput::Markdown => print!("{}", audit_text(&report, &warnings, true)),
+        AuditOutput::Reports => print!("{}", super::reports::yaml(&policy_reports)?),
     }
-    Ok(if warnings.is_empty() && violating == 0 {
+    let failing = super::reports::has_findings(&policy_reports);
+    Ok(if warnings.is_empty() && violating == 0 && !failing {
         Outcome::Clean
     } else {
         Outcome::Finding

@@ -4,6 +4,7 @@ mod certs;
 mod cluster;
 pub mod network;
 mod offline;
+mod reports;
 mod serve;
 
 use std::io::Read;
