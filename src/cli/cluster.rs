@@ -22,7 +22,7 @@ use crate::config::Config;
 use crate::kube::client::{ClusterError, Kube, Scoped, to_json};
 use crate::network::reports::ReportApi;
 use crate::network::{ClusterFacts, Generated};
-use crate::network::{audit, cni, diff};
+use crate::network::{audit, cni, diff, findings};
 
 /// `--dry-run` of `bootstrap`, as kubectl names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -436,10 +436,16 @@ pub fn audit(a: AuditArgs) -> anyhow::Result<Outcome> {
         }
         Ok((report, found))
     })?;
-    let warnings: Vec<String> = report
+    let mut warnings: Vec<String> = report
         .iter()
         .flat_map(audit::NamespaceAudit::warnings)
         .collect();
+    warnings.extend(
+        findings::cluster_findings(&cfg, &report)
+            .iter()
+            .filter(|f| f.verdict == findings::Verdict::Fail)
+            .map(|f| format!("{}: {}", f.subject.name, f.text())),
+    );
     let violating: usize = report.iter().map(|n| n.violating_pods.len()).sum();
     match a.output {
         AuditOutput::Json => println!(
@@ -450,8 +456,7 @@ pub fn audit(a: AuditArgs) -> anyhow::Result<Outcome> {
         AuditOutput::Markdown => print!("{}", audit_text(&report, &warnings, true)),
         AuditOutput::Reports => print!("{}", super::reports::yaml(&policy_reports)?),
     }
-    let failing = super::reports::has_findings(&policy_reports);
-    Ok(if warnings.is_empty() && violating == 0 && !failing {
+    Ok(if warnings.is_empty() && violating == 0 {
         Outcome::Clean
     } else {
         Outcome::Finding

@@ -19,7 +19,6 @@ use serde_json::{Map, Value};
 use crate::config::Config;
 use crate::kube::client::{ClusterError, Kube, Scoped};
 use crate::network::audit::NamespaceAudit;
-pub(super) use crate::network::reports::has_findings;
 use crate::network::reports::{MANAGED_BY, ReportApi, Timestamp, from_audit};
 
 macro_rules! report_kind {

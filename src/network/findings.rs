@@ -116,6 +116,16 @@ pub struct Finding {
     pub properties: BTreeMap<String, String>,
 }
 
+impl Finding {
+    /// The message, followed by the fix when there is one.
+    pub fn text(&self) -> String {
+        match &self.fix {
+            Some(fix) => format!("{}; fix: {fix}", self.message),
+            None => self.message.clone(),
+        }
+    }
+}
+
 impl NamespaceAudit {
     /// The checks of this namespace: default-deny in both directions (managed
     /// namespaces only) and its running pods against its `enforce` level.

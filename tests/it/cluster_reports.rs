@@ -357,3 +357,36 @@ fn apply_reports_says_which_crds_are_missing_and_what_to_do() {
     );
     assert!(err.contains("--report-api wgpolicyk8s"), "{err}");
 }
+
+#[test]
+fn a_configured_namespace_missing_from_the_cluster_fails_in_the_cluster_report_and_the_table() {
+    let f = FakeApiServer::start();
+    f.insert(
+        json!({"kind": "Namespace", "metadata": {"name": "floe-jobs",
+        "labels": {"pod-security.kubernetes.io/enforce": "restricted"}}}),
+    );
+    let table = floe_guard(f.kubeconfig(), &["network", "audit"]);
+    assert_eq!(table.status.code(), Some(3));
+    assert!(
+        stdout(&table).contains("floe-platform: managed namespace floe-platform does not exist: its default-deny policies and Pod Security labels are missing; fix: floe-guard bootstrap"),
+        "{}",
+        stdout(&table)
+    );
+    let out = floe_guard(f.kubeconfig(), &["network", "audit", "-o", "reports"]);
+    assert_eq!(out.status.code(), Some(3));
+    let reports = documents(&stdout(&out));
+    let cluster = reports.last().unwrap();
+    assert_valid(cluster);
+    assert_eq!(cluster["kind"], "ClusterReport");
+    assert_eq!(
+        results(cluster),
+        [
+            "managed-namespace fail Namespace/floe-platform",
+            "managed-namespace pass Namespace/floe-jobs",
+        ]
+    );
+    assert_eq!(
+        cluster["results"][0]["properties"]["fix"],
+        "floe-guard bootstrap"
+    );
+}
