@@ -335,6 +335,14 @@ fn patches(
     steps
 }
 
+/// Parses `--ca-overlap`: a duration such as `1h`, `30m` or `90s`.
+pub fn parse_overlap(s: &str) -> Result<Duration, String> {
+    let d: k8s_openapi::jiff::SignedDuration = s
+        .parse()
+        .map_err(|e| format!("expected a duration such as 1h or 30m: {e}"))?;
+    Duration::try_from(d).map_err(|_| "a duration cannot be negative".to_owned())
+}
+
 /// How long before expiry a certificate of `days` is renewed:
 /// [`RENEW_BEFORE_DAYS`], or a third of its validity when that is shorter.
 pub fn renew_before(days: u32) -> Duration {

@@ -101,7 +101,7 @@ pub struct InstallArgs {
     /// How long a superseded CA stays trusted beside its successor (e.g.
     /// `1h`, `30m`): longer than the kubelet takes to update the pods' Secret
     /// volume. A run after it drops the old CA from every caBundle.
-    #[arg(long, default_value = "1h", value_parser = parse_overlap)]
+    #[arg(long, default_value = "1h", value_parser = rotate::parse_overlap)]
     ca_overlap: Duration,
     /// Replace the CA now: the new CA is trusted beside the old one, the
     /// serving certificate is reissued by it, and a run after the overlap
@@ -114,13 +114,6 @@ pub struct InstallArgs {
     /// Kubeconfig context (default: the current context).
     #[arg(long)]
     context: Option<String>,
-}
-
-fn parse_overlap(s: &str) -> Result<Duration, String> {
-    let d: k8s_openapi::jiff::SignedDuration = s
-        .parse()
-        .map_err(|e| format!("expected a duration such as 1h or 30m: {e}"))?;
-    Duration::try_from(d).map_err(|_| "a duration cannot be negative".to_owned())
 }
 
 /// Runs `floe-guard certs …`.
@@ -220,34 +213,28 @@ async fn install(a: InstallArgs) -> anyhow::Result<Outcome> {
     for attempt in 1..=INSTALL_ATTEMPTS {
         let current = read(&kube, &target).await?;
         let plan = rotate::plan(&current, &target, SystemTime::now())?;
-        if plan.steps.is_empty() {
+        let indent = if plan.steps.is_empty() {
             println!("nothing to change");
-            for line in plan.unchanged.iter().chain(&plan.notes) {
-                println!("  {line}");
-            }
-            return Ok(Outcome::Clean);
-        }
-        match write(&kube, &plan.steps).await {
+            "  "
+        } else {
+            ""
+        };
+        let object = match write(&kube, &plan.steps).await {
             Ok(()) => {
                 for line in plan.unchanged.iter().chain(&plan.notes) {
-                    println!("{line}");
+                    println!("{indent}{line}");
                 }
                 return Ok(Outcome::Clean);
             }
             Err(ClusterError::Api {
                 code: 409, object, ..
-            }) if attempt < INSTALL_ATTEMPTS => {
-                println!("{object} changed meanwhile; reading it again");
-            }
-            Err(ClusterError::Api {
-                code: 409, object, ..
-            }) => {
-                anyhow::bail!(
-                    "{object} kept changing during {INSTALL_ATTEMPTS} attempts; run again"
-                )
-            }
+            }) => object,
             Err(e) => return Err(e.into()),
+        };
+        if attempt == INSTALL_ATTEMPTS {
+            anyhow::bail!("{object} kept changing during {INSTALL_ATTEMPTS} attempts; run again");
         }
+        println!("{object} changed meanwhile; reading it again");
     }
     unreachable!("the last attempt returns")
 }
@@ -313,18 +300,5 @@ mod tests {
             std::fs::read_to_string(out.join("ca.crt")).unwrap(),
             b.ca_crt
         );
-    }
-
-    #[test]
-    fn the_overlap_is_a_duration_such_as_1h_or_30m() {
-        assert_eq!(parse_overlap("1h"), Ok(Duration::from_secs(3600)));
-        assert_eq!(parse_overlap("30m"), Ok(Duration::from_secs(1800)));
-        assert_eq!(parse_overlap("2s"), Ok(Duration::from_secs(2)));
-        assert!(
-            parse_overlap("soon")
-                .unwrap_err()
-                .starts_with("expected a duration")
-        );
-        assert!(parse_overlap("-1h").is_err());
     }
 }

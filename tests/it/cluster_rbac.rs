@@ -51,6 +51,10 @@ fn cluster(rbac: Vec<Value>) -> FakeApiServer {
     f
 }
 
+fn succeeded(out: &std::process::Output) {
+    assert_eq!(out.status.code(), Some(0), "{}{}", stdout(out), stderr(out));
+}
+
 #[test]
 fn the_committed_rbac_and_namespaces_are_the_commands_output_for_their_config() {
     for (file, args) in [
@@ -74,13 +78,7 @@ fn the_committed_rbac_and_namespaces_are_the_commands_output_for_their_config() 
 fn bootstrap_succeeds_with_exactly_the_rendered_rules() {
     let f = cluster(file_docs("manifests/rbac.yaml"));
     let out = floe_guard(f.kubeconfig(), &["bootstrap", "--config", CONFIG]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    succeeded(&out);
     assert!(!stderr(&out).contains("forbidden"), "{}", stderr(&out));
     let policy = f.get("NetworkPolicy", Some("floe-jobs"), "floe-default-deny");
     assert!(policy.is_some(), "{}", stdout(&out));
@@ -103,13 +101,7 @@ fn bootstrap_succeeds_with_exactly_the_rendered_rules() {
         f.kubeconfig(),
         &["bootstrap", "--config", CONFIG, "--prune"],
     );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    succeeded(&out);
 }
 
 #[test]

@@ -15,6 +15,14 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 
 const DAY: Duration = Duration::from_secs(86_400);
 const HOUR: Duration = Duration::from_secs(3600);
+/// The writes of a CA rotation, in order: the new CA stored, trusted beside
+/// the old one, then signing the serving certificate.
+const ROTATION: [&str; 4] = [
+    "replace-ca",
+    "patch-mutating",
+    "patch-validating",
+    "replace",
+];
 
 /// Now, to the second (as certificates encode it).
 fn now() -> SystemTime {
@@ -378,15 +386,7 @@ fn rotate_ca_trusts_both_cas_through_the_overlap_then_drops_the_old_one() {
     // 1. The new CA is stored first, trusted beside the old one, and only
     //    then signs the serving certificate (`apply` checks each write).
     let (p, rotated) = run(&before, &rotate(), t1);
-    assert_eq!(
-        kinds(&p),
-        [
-            "replace-ca",
-            "patch-mutating",
-            "patch-validating",
-            "replace"
-        ]
-    );
+    assert_eq!(kinds(&p), ROTATION);
     assert!(
         p.steps[0]
             .summary()
@@ -464,15 +464,7 @@ fn a_ca_near_expiry_is_rotated_the_same_way() {
     assert_eq!(old_ca, first_ca);
     let t1 = t0 + 310 * DAY;
     let (p, rotated) = run(&state, &target(), t1);
-    assert_eq!(
-        kinds(&p),
-        [
-            "replace-ca",
-            "patch-mutating",
-            "patch-validating",
-            "replace"
-        ]
-    );
+    assert_eq!(kinds(&p), ROTATION);
     assert!(
         p.steps[0].summary().contains("new CA (the CA expires on "),
         "{}",
@@ -506,12 +498,7 @@ fn a_serving_certificate_never_outlives_its_ca() {
     );
     assert_eq!(
         kinds(&plan(&after, &short_ca, t0 + 41 * DAY).unwrap()),
-        [
-            "replace-ca",
-            "patch-mutating",
-            "patch-validating",
-            "replace"
-        ]
+        ROTATION
     );
 }
 
@@ -735,4 +722,17 @@ fn short_validities_are_renewed_in_their_last_third_only() {
         kinds(&plan(&after, &short, now + 7 * DAY).unwrap()),
         ["replace"]
     );
+}
+
+#[test]
+fn the_overlap_is_a_duration_such_as_1h_or_30m() {
+    assert_eq!(parse_overlap("1h"), Ok(HOUR));
+    assert_eq!(parse_overlap("30m"), Ok(HOUR / 2));
+    assert_eq!(parse_overlap("2s"), Ok(Duration::from_secs(2)));
+    assert!(
+        parse_overlap("soon")
+            .unwrap_err()
+            .starts_with("expected a duration")
+    );
+    assert!(parse_overlap("-1h").is_err());
 }
