@@ -36,6 +36,7 @@ fn install(fake: &Fake, extra: &[&str]) -> String {
     let out = fake.run(&args);
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    eprintln!("$ floe-guard {}\n{stdout}", args.join(" "));
     stdout
 }
 
