@@ -13,6 +13,7 @@
 //! | [`network`] | everything behind `floe-guard network …`: generate, validate, reach, audit, diff, cni |
 //! | [`bootstrap`] | what `bootstrap` wants to exist, and what is stale |
 //! | [`certs`] | CA and serving certificate generation, and the install/rotation plan |
+//! | [`manifests`] | the config-derived raw manifests: managed namespaces and least-privilege RBAC |
 //! | [`admission`] | the webhook hot path: decode → decide → encode, and the JSON Patch text |
 //! | [`json`], [`json_out`] | the fast JSON decoder and writer of the hot path |
 //! | [`kube`] | shell: the one Kubernetes client (retries, field manager, errors) |
@@ -46,6 +47,7 @@ pub mod json;
 pub mod json_out;
 mod kube;
 pub mod logs;
+pub mod manifests;
 pub mod namespace;
 pub mod network;
 pub mod pss;

@@ -16,7 +16,7 @@ use rcgen::{
 pub const MAX_DAYS: u32 = 3650;
 
 /// How far `notBefore` lies in the past, to tolerate clock skew between nodes.
-const BACKDATE: Duration = Duration::from_secs(3600);
+pub(crate) const BACKDATE: Duration = Duration::from_secs(3600);
 
 /// Why a bundle could not be generated.
 #[derive(Debug, thiserror::Error)]
@@ -153,6 +153,8 @@ pub struct Ca {
     pub cert_pem: String,
     /// The CA's private key (PKCS#8).
     pub key_pem: String,
+    /// When the CA expires: no certificate it issues outlives it.
+    pub not_after: SystemTime,
     params: CertificateParams,
 }
 
@@ -173,12 +175,14 @@ impl Ca {
         if days == 0 {
             return Err(CertError::InvalidDays(days));
         }
-        let params = ca_params(now - BACKDATE, now + days_duration(days));
+        let not_after = whole_seconds(now + days_duration(days));
+        let params = ca_params(now - BACKDATE, not_after);
         let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
         let cert = params.self_signed(&key)?;
         Ok(Ca {
             cert_pem: cert.pem(),
             key_pem: key.serialize_pem(),
+            not_after,
             params,
         })
     }
@@ -196,6 +200,7 @@ impl Ca {
         Ok(Ca {
             cert_pem: cert_pem.to_owned(),
             key_pem: key_pem.to_owned(),
+            not_after,
             params: ca_params(not_before, not_after),
         })
     }
@@ -207,12 +212,12 @@ impl Ca {
     }
 
     /// Issues a serving certificate for `sans`, valid from an hour before
-    /// `now` for `days` days, with a fresh key.
+    /// `now` for `days` days but not beyond the CA, with a fresh key.
     pub fn issue(&self, sans: &SanList, days: u32, now: SystemTime) -> Result<Bundle, CertError> {
         check_sans(sans)?;
         check_days(days)?;
         let not_before = now - BACKDATE;
-        let not_after = now + days_duration(days);
+        let not_after = whole_seconds((now + days_duration(days)).min(self.not_after));
 
         let mut leaf = CertificateParams::default();
         leaf.distinguished_name = rcgen::DistinguishedName::new();
@@ -242,13 +247,7 @@ impl Ca {
             ca_crt: self.cert_pem.clone(),
             tls_crt: leaf_cert.pem(),
             tls_key: leaf_key.serialize_pem(),
-            // Second precision, as encoded in the certificate.
-            not_after: SystemTime::UNIX_EPOCH
-                + Duration::from_secs(
-                    not_after
-                        .duration_since(SystemTime::UNIX_EPOCH)
-                        .map_or(0, |d| d.as_secs()),
-                ),
+            not_after,
         })
     }
 }
@@ -270,6 +269,15 @@ fn ca_params(not_before: SystemTime, not_after: SystemTime) -> CertificateParams
     ca.not_before = not_before.into();
     ca.not_after = not_after.into();
     ca
+}
+
+/// `t` to the second, as a certificate encodes it.
+fn whole_seconds(t: SystemTime) -> SystemTime {
+    SystemTime::UNIX_EPOCH
+        + Duration::from_secs(
+            t.duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+        )
 }
 
 fn days_duration(days: u32) -> Duration {

@@ -2,6 +2,7 @@
 
 mod certs;
 mod cluster;
+mod manifests;
 pub mod network;
 mod offline;
 mod reports;
@@ -86,13 +87,17 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// Certificates for the webhook's HTTPS endpoint.
     #[command(subcommand)]
-    Certs(CertsCommand),
+    Certs(certs::CertsCommand),
     /// NetworkPolicies: generate, validate, explain.
     #[command(subcommand)]
     Network(network::NetworkCommand),
     /// Create or update the managed namespaces and install the generated
     /// NetworkPolicies (server-side apply, field manager `floe-guard`).
     Bootstrap(cluster::BootstrapArgs),
+    /// Print the parts of the raw manifests derived from the config (RBAC,
+    /// managed namespaces) as YAML.
+    #[command(subcommand)]
+    Manifests(manifests::ManifestsCommand),
 }
 
 /// `--config`, shared by every command that reads the floe manifest.
@@ -216,10 +221,10 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::CheckNamespace(a) => offline::check_namespace(a),
         Command::Pss(PssCommand::Check(a)) => offline::pss_check(a),
         Command::Serve(a) => serve::serve(a),
-        Command::Certs(CertsCommand::Generate(a)) => certs::generate(a),
+        Command::Certs(c) => certs::run(c),
         Command::Network(c) => network::run(c),
         Command::Bootstrap(a) => cluster::bootstrap(a),
-        Command::Certs(CertsCommand::Install(a)) => certs::install(a),
+        Command::Manifests(c) => manifests::run(c),
     }
 }
 
@@ -243,75 +248,4 @@ pub fn input_name(path: &Path) -> String {
     } else {
         path.display().to_string()
     }
-}
-
-/// `floe-guard certs …`.
-#[derive(Debug, Subcommand)]
-pub enum CertsCommand {
-    /// Generate a CA and a serving certificate for the webhook Service
-    /// (SANs: S, S.NS, S.NS.svc, S.NS.svc.cluster.local).
-    Generate(CertsGenerateArgs),
-    /// Create or renew the serving certificate Secret in the cluster and
-    /// write its CA into both webhook configurations' caBundle (idempotent).
-    Install(CertsInstallArgs),
-}
-
-/// `floe-guard certs generate`.
-#[derive(Debug, Args)]
-pub struct CertsGenerateArgs {
-    /// Name of the webhook Service.
-    #[arg(long, default_value = "floe-guard")]
-    pub service: String,
-    /// Namespace of the webhook Service.
-    #[arg(long, short = 'n', default_value = "floe-guard")]
-    pub namespace: String,
-    /// Directory for `ca.crt`, `tls.crt` and `tls.key` (created if absent).
-    #[arg(long, default_value = "certs", value_name = "DIR")]
-    pub out: PathBuf,
-    /// Validity of the CA and the serving certificate, days.
-    #[arg(long, default_value_t = 365)]
-    pub days: u32,
-    /// Write files, or print a `kubernetes.io/tls` Secret as YAML.
-    #[arg(short = 'o', long, value_enum, default_value_t = CertsOutput::Files)]
-    pub output: CertsOutput,
-    /// Name of the Secret printed by `-o secret`.
-    #[arg(long, default_value = "floe-guard-tls")]
-    pub secret_name: String,
-}
-
-/// Output of `certs generate`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum CertsOutput {
-    /// `ca.crt`, `tls.crt`, `tls.key` in `--out`.
-    Files,
-    /// The Secret YAML on standard output.
-    Secret,
-}
-
-/// `floe-guard certs install`.
-#[derive(Debug, Args)]
-pub struct CertsInstallArgs {
-    /// Name of the webhook Service (the certificate's names derive from it).
-    #[arg(long, default_value = "floe-guard")]
-    pub service: String,
-    /// Namespace of the Service and of the Secret.
-    #[arg(long, short = 'n', default_value = "floe-guard")]
-    pub namespace: String,
-    /// Name of the `kubernetes.io/tls` Secret.
-    #[arg(long, default_value = "floe-guard-tls")]
-    pub secret: String,
-    /// Name of the Mutating- and ValidatingWebhookConfiguration to patch.
-    #[arg(long, default_value = "floe-guard")]
-    pub webhook: String,
-    /// Validity of a serving certificate, days (renewed when 30, or a third,
-    /// are left).
-    #[arg(long, default_value_t = 365,
-          value_parser = clap::value_parser!(u32).range(1..=i64::from(crate::certs::MAX_DAYS)))]
-    pub days: u32,
-    /// Kubeconfig file (default: $KUBECONFIG, ~/.kube/config, else in-cluster).
-    #[arg(long, value_name = "FILE")]
-    pub kubeconfig: Option<PathBuf>,
-    /// Kubeconfig context (default: the current context).
-    #[arg(long)]
-    pub context: Option<String>,
 }

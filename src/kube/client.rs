@@ -7,7 +7,7 @@ use std::future::Future;
 use std::path::Path;
 use std::time::Duration;
 
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::core::{NamespaceResourceScope, Status};
 use kube::{Client, Resource};
@@ -15,8 +15,11 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use k8s_openapi::api::admissionregistration::v1::{
+    MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
+};
 use k8s_openapi::api::apps::v1::DaemonSet;
-use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Service};
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::{NetworkPolicy, ServiceCIDR};
 
@@ -91,6 +94,9 @@ pub struct Op {
     resource: String,
     namespace: Option<String>,
     name: Option<String>,
+    /// A write with a resourceVersion precondition (or a create): a 409
+    /// means the object changed meanwhile, and repeating it cannot succeed.
+    conditional: bool,
 }
 
 impl Op {
@@ -105,6 +111,14 @@ impl Op {
             resource: K::plural(&()).into_owned(),
             namespace: namespace.map(Into::into),
             name: name.map(Into::into),
+            conditional: false,
+        }
+    }
+
+    fn conditional(self) -> Self {
+        Op {
+            conditional: true,
+            ..self
         }
     }
 
@@ -118,6 +132,10 @@ impl Op {
             None => what,
         }
     }
+}
+
+fn is_conflict(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 409)
 }
 
 fn is_field_conflict(s: &Status) -> bool {
@@ -226,6 +244,9 @@ macro_rules! cluster_scoped {
 
 namespaced!(NetworkPolicy, Pod, Service, EndpointSlice, DaemonSet);
 cluster_scoped!(Namespace, Node, ServiceCIDR);
+// `certs install`.
+namespaced!(Secret);
+cluster_scoped!(MutatingWebhookConfiguration, ValidatingWebhookConfiguration);
 
 /// A connected cluster.
 #[derive(Clone)]
@@ -330,11 +351,6 @@ impl Kube {
         self.client.clone()
     }
 
-    /// The API server's URL.
-    pub fn url(&self) -> &str {
-        &self.url
-    }
-
     async fn call<T, F, Fut>(&self, op: Op, f: F) -> Result<T, ClusterError>
     where
         F: Fn() -> Fut,
@@ -344,7 +360,7 @@ impl Kube {
         for attempt in 1.. {
             match f().await {
                 Ok(v) => return Ok(v),
-                Err(e) => match retryable(&e) {
+                Err(e) => match retryable(&e).filter(|_| !(op.conditional && is_conflict(&e))) {
                     Some(after) if attempt < ATTEMPTS => {
                         let wait = after.max(delay).min(MAX_BACKOFF);
                         tracing::info!(verb = op.verb, object = op.object(), error = %e, ?wait, "retrying");
@@ -475,6 +491,55 @@ impl Kube {
         })
         .await
         .map(|_| ())
+    }
+}
+
+/// Conditional writes (`certs install`): a 409 is returned at once as
+/// [`ClusterError::Api`] with code 409, for the caller to read and plan again.
+impl Kube {
+    /// Creates an object (as field manager `floe-guard`).
+    pub async fn create<K: Scoped>(&self, obj: &K) -> Result<K, ClusterError> {
+        let meta = obj.meta();
+        let namespace = meta.namespace.as_deref();
+        let api = K::api(self.client.clone(), namespace);
+        let params = post_params();
+        let op = Op::new::<K>("create", namespace, meta.name.as_deref()).conditional();
+        self.call(op, || api.create(&params, obj)).await
+    }
+
+    /// Replaces an object; its `metadata.resourceVersion` is the precondition.
+    pub async fn replace<K: Scoped>(&self, obj: &K) -> Result<K, ClusterError> {
+        let meta = obj.meta();
+        let namespace = meta.namespace.as_deref();
+        let name = meta.name.as_deref().unwrap_or_default();
+        let api = K::api(self.client.clone(), namespace);
+        let params = post_params();
+        let op = Op::new::<K>("update", namespace, Some(name)).conditional();
+        self.call(op, || api.replace(name, &params, obj)).await
+    }
+
+    /// Strategic-merge-patches a cluster-scoped object; a
+    /// `metadata.resourceVersion` in the patch is the precondition.
+    pub async fn patch_strategic<K: Scoped>(
+        &self,
+        name: &str,
+        patch: &Value,
+    ) -> Result<K, ClusterError> {
+        let api = K::api(self.client.clone(), None);
+        let params = PatchParams {
+            field_manager: Some(FIELD_MANAGER.into()),
+            ..Default::default()
+        };
+        let patch = Patch::Strategic(patch);
+        let op = Op::new::<K>("patch", None, Some(name)).conditional();
+        self.call(op, || api.patch(name, &params, &patch)).await
+    }
+}
+
+fn post_params() -> PostParams {
+    PostParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..Default::default()
     }
 }
 

@@ -186,3 +186,47 @@ pub fn server_config(store: Arc<CertStore>) -> anyhow::Result<rustls::ServerConf
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(config)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::certs::inspect::tests::{SEC1_CERT, SEC1_KEY};
+    use crate::certs::{Bundle, SanList};
+
+    fn load(cert: &str, key: &str) -> anyhow::Result<Loaded> {
+        load_pem(
+            cert.as_bytes(),
+            key.as_bytes(),
+            &rustls::crypto::ring::default_provider(),
+        )
+    }
+
+    #[test]
+    fn pkcs8_and_sec1_keys_load_and_a_chain_keeps_every_certificate() {
+        let b = Bundle::generate(&SanList::from_names(["localhost"]), 2).unwrap();
+        // rcgen writes PKCS#8; cert-manager and openssl write SEC1 for ECDSA.
+        assert!(load(&b.tls_crt, &b.tls_key).is_ok());
+        assert!(load(SEC1_CERT, SEC1_KEY).is_ok());
+        let chain = format!("{}{}", b.tls_crt, b.ca_crt);
+        assert_eq!(load(&chain, &b.tls_key).unwrap().key.cert.len(), 2);
+    }
+
+    #[test]
+    fn garbage_and_mismatched_pem_are_errors_naming_the_part() {
+        let b = Bundle::generate(&SanList::from_names(["localhost"]), 2).unwrap();
+        let err = |cert: &str, key: &str| format!("{:#}", load(cert, key).err().unwrap());
+        assert_eq!(
+            err("", &b.tls_key),
+            "no CERTIFICATE block in the certificate PEM"
+        );
+        assert!(
+            err(
+                "-----BEGIN CERTIFICATE-----\n!!\n-----END CERTIFICATE-----\n",
+                &b.tls_key
+            )
+            .starts_with("bad certificate PEM: ")
+        );
+        assert!(err(&b.tls_crt, "garbage").starts_with("bad private key PEM: "));
+        assert!(err(&b.tls_crt, SEC1_KEY).starts_with("certificate and key do not fit: "));
+    }
+}

@@ -4,11 +4,13 @@
 mod support;
 
 mod certs_install;
+mod certs_rotation;
 mod cluster_audit;
 mod cluster_bootstrap;
 mod cluster_cni;
 mod cluster_diff;
 mod cluster_errors;
+mod cluster_rbac;
 mod cluster_reports;
 mod harden_fixtures;
 mod json_differential;

@@ -4,7 +4,6 @@
 //! start, with the reason), and SIGTERM under load (zero failed requests,
 //! exit within the grace period).
 
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -14,25 +13,6 @@ use crate::support::server::{
     HalfSent, bundle, client, job_pod, leaf_der, pod_review, served_leaf,
 };
 use floe_guard::server::{self, TlsSource};
-
-/// Writes a certificate pair the way the kubelet updates a Secret volume:
-/// files in a fresh timestamped directory, then `..data` swapped atomically
-/// by renaming a symlink; `tls.crt` / `tls.key` link through `..data`.
-fn kubelet_write(dir: &Path, version: usize, cert: &str, key: &str) {
-    let ts = dir.join(format!("..v{version}"));
-    std::fs::create_dir(&ts).unwrap();
-    std::fs::write(ts.join("tls.crt"), cert).unwrap();
-    std::fs::write(ts.join("tls.key"), key).unwrap();
-    let tmp = dir.join("..data_tmp");
-    std::os::unix::fs::symlink(ts.file_name().unwrap(), &tmp).unwrap();
-    std::fs::rename(&tmp, dir.join("..data")).unwrap();
-    for name in ["tls.crt", "tls.key"] {
-        let link = dir.join(name);
-        if std::fs::symlink_metadata(&link).is_err() {
-            std::os::unix::fs::symlink(format!("..data/{name}"), &link).unwrap();
-        }
-    }
-}
 
 /// Closed-loop load: `fresh` clients open a new TLS connection per request
 /// (every request is a handshake with whatever certificate is current), the

@@ -29,12 +29,13 @@ metadata:
     {{- toYaml . | nindent 4 }}
   {{- end }}
 rules:
-  # Read the serving Secret to decide on renewal, and replace it when renewing.
+  # Read the serving Secret and the CA Secret to decide on renewal and
+  # rotation, and replace them when renewing; no other Secret.
   - apiGroups: [""]
     resources: [secrets]
-    resourceNames: [{{ $ctx.Values.certificates.secretName | quote }}]
-    verbs: [get, update, patch]
-  # Create it on first install (RBAC cannot restrict `create` by name).
+    resourceNames: [{{ $ctx.Values.certificates.secretName | quote }}, {{ $ctx.Values.certificates.selfSigned.caSecretName | quote }}]
+    verbs: [get, update]
+  # Create them on first install (RBAC cannot restrict `create` by name).
   - apiGroups: [""]
     resources: [secrets]
     verbs: [create]
@@ -124,6 +125,9 @@ spec:
         - --secret={{ $ctx.Values.certificates.secretName }}
         - --webhook={{ include "floe-guard.fullname" $ctx }}
         - --days={{ $ctx.Values.certificates.selfSigned.days }}
+        - --ca-secret={{ $ctx.Values.certificates.selfSigned.caSecretName }}
+        - --ca-days={{ $ctx.Values.certificates.selfSigned.caDays }}
+        - --ca-overlap={{ $ctx.Values.certificates.selfSigned.caOverlap }}
       resources:
         {{- toYaml $ctx.Values.jobResources | nindent 8 }}
       securityContext:

@@ -158,6 +158,120 @@ struct State {
     uid: u64,
     faults: Vec<Fault>,
     log: Vec<String>,
+    /// When set, every request is authorized as this ServiceAccount.
+    rbac: Option<Rbac>,
+}
+
+/// RBAC enforcement: the ServiceAccount every request runs as, and the
+/// Roles, ClusterRoles and bindings that grant it rights.
+struct Rbac {
+    /// `(namespace, name)` of the ServiceAccount.
+    account: (String, String),
+    /// Role, ClusterRole, RoleBinding and ClusterRoleBinding objects.
+    objects: Vec<Value>,
+}
+
+impl Rbac {
+    fn user(&self) -> String {
+        format!(
+            "system:serviceaccount:{}:{}",
+            self.account.0, self.account.1
+        )
+    }
+
+    fn binds_account(&self, binding: &Value) -> bool {
+        binding["subjects"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|s| {
+                s["kind"] == "ServiceAccount"
+                    && s["name"] == self.account.1.as_str()
+                    && s["namespace"] == self.account.0.as_str()
+            })
+    }
+
+    fn role(&self, kind: &str, name: &str, namespace: Option<&str>) -> Option<&Value> {
+        self.objects.iter().find(|o| {
+            o["kind"] == kind
+                && o["metadata"]["name"] == name
+                && o["metadata"]["namespace"].as_str() == namespace
+        })
+    }
+
+    /// The rules that apply to a request in `namespace` (None: cluster scope),
+    /// as the RBAC authorizer gathers them.
+    fn rules(&self, namespace: Option<&str>) -> Vec<&Value> {
+        let mut rules = Vec::new();
+        for b in self.objects.iter().filter(|b| self.binds_account(b)) {
+            let (rk, rn) = (
+                b["roleRef"]["kind"].as_str().unwrap_or_default(),
+                b["roleRef"]["name"].as_str().unwrap_or_default(),
+            );
+            let role = match (b["kind"].as_str(), rk) {
+                (Some("ClusterRoleBinding"), "ClusterRole") => self.role(rk, rn, None),
+                (Some("RoleBinding"), _) if b["metadata"]["namespace"].as_str() == namespace => {
+                    match rk {
+                        "Role" => self.role(rk, rn, namespace),
+                        _ => self.role(rk, rn, None),
+                    }
+                }
+                _ => None,
+            };
+            rules.extend(
+                role.and_then(|r| r["rules"].as_array())
+                    .into_iter()
+                    .flatten(),
+            );
+        }
+        rules
+    }
+
+    fn allows(&self, verb: &str, kind: &Kind, namespace: Option<&str>, name: &str) -> bool {
+        let has = |v: &Value, want: &str| {
+            v.as_array()
+                .is_some_and(|a| a.iter().any(|x| x == want || x == "*"))
+        };
+        self.rules(namespace).into_iter().any(|r| {
+            has(&r["apiGroups"], kind.group)
+                && has(&r["resources"], kind.plural)
+                && has(&r["verbs"], verb)
+                && r["resourceNames"].as_array().is_none_or(|names| {
+                    names.is_empty() || (!name.is_empty() && names.iter().any(|n| n == name))
+                })
+        })
+    }
+
+    /// The 403 the real API server returns when the rules do not allow it.
+    fn check(&self, verb: &str, t: &Target, name: &str) -> Option<Response> {
+        // A request on a Namespace object is authorized in that namespace.
+        let namespace = match (t.kind.kind, name) {
+            ("Namespace", n) if !n.is_empty() => Some(n),
+            _ => t.namespace.as_deref(),
+        };
+        if self.allows(verb, t.kind, namespace, name) {
+            return None;
+        }
+        let subject = match name {
+            "" => t.kind.qualified(),
+            n => format!("{} \"{n}\"", t.kind.qualified()),
+        };
+        let scope = namespace.map_or_else(
+            || "at the cluster scope".to_owned(),
+            |ns| format!("in the namespace \"{ns}\""),
+        );
+        Some(status(
+            403,
+            "Forbidden",
+            format!(
+                "{subject} is forbidden: User \"{}\" cannot {verb} resource \"{}\" in API group \"{}\" {scope}",
+                self.user(),
+                t.kind.plural,
+                t.kind.group
+            ),
+            Some(json!({"name": name, "group": t.kind.group, "kind": t.kind.plural})),
+        ))
+    }
 }
 
 /// The running fake API server.
@@ -787,6 +901,28 @@ impl State {
             );
         };
         let q = query(&uri);
+        if let Some(rbac) = &self.rbac {
+            let name = t.name.clone().unwrap_or_default();
+            let verb = match (&method, name.is_empty()) {
+                (&Method::GET, true) => "list",
+                (&Method::GET, false) => "get",
+                (&Method::PATCH, _) => "patch",
+                (&Method::DELETE, _) => "delete",
+                _ => "create",
+            };
+            if let Some(denied) = rbac.check(verb, &t, &name) {
+                return denied;
+            }
+            // Server-side apply of an absent object creates it: that needs
+            // `create` too.
+            let absent = !self.objects.contains_key(&Self::key(&t, &name));
+            if verb == "patch"
+                && absent
+                && let Some(denied) = rbac.check("create", &t, &name)
+            {
+                return denied;
+            }
+        }
         match (method, t.name.clone()) {
             (Method::GET, None) => self.list(&t, &q),
             (Method::GET, Some(name)) => match self.objects.get(&Self::key(&t, &name)) {
@@ -951,6 +1087,16 @@ impl FakeApiServer {
     /// The current resourceVersion of the store (bumped by every write).
     pub fn resource_version(&self) -> u64 {
         self.state.lock().expect("state").rv
+    }
+
+    /// From now on, authorizes every request as the ServiceAccount
+    /// `namespace/name` with the rules of `objects` (Roles, ClusterRoles and
+    /// their bindings), answering 403 as the real API server words it.
+    pub fn enforce_rbac(&self, namespace: &str, name: &str, objects: Vec<Value>) {
+        self.state.lock().expect("state").rbac = Some(Rbac {
+            account: (namespace.into(), name.into()),
+            objects,
+        });
     }
 
     /// Injects a failure.

@@ -214,3 +214,22 @@ pub async fn post_raw(client: &reqwest::Client, url: &str, body: Vec<u8>) -> (u1
 pub fn json(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
 }
+
+/// Writes a certificate pair the way the kubelet updates a Secret volume:
+/// files in a fresh timestamped directory, then `..data` swapped atomically
+/// by renaming a symlink; `tls.crt` / `tls.key` link through `..data`.
+pub fn kubelet_write(dir: &Path, version: usize, cert: &str, key: &str) {
+    let ts = dir.join(format!("..v{version}"));
+    std::fs::create_dir(&ts).unwrap();
+    std::fs::write(ts.join("tls.crt"), cert).unwrap();
+    std::fs::write(ts.join("tls.key"), key).unwrap();
+    let tmp = dir.join("..data_tmp");
+    std::os::unix::fs::symlink(ts.file_name().unwrap(), &tmp).unwrap();
+    std::fs::rename(&tmp, dir.join("..data")).unwrap();
+    for name in ["tls.crt", "tls.key"] {
+        let link = dir.join(name);
+        if std::fs::symlink_metadata(&link).is_err() {
+            std::os::unix::fs::symlink(format!("..data/{name}"), &link).unwrap();
+        }
+    }
+}
