@@ -20,8 +20,9 @@ use super::{ConfigArg, Outcome, TextOrJson};
 use crate::bootstrap::{self, Action};
 use crate::config::Config;
 use crate::kube::client::{ClusterError, Kube, Scoped, to_json};
+use crate::network::reports::ReportApi;
 use crate::network::{ClusterFacts, Generated};
-use crate::network::{audit, cni, diff};
+use crate::network::{audit, cni, diff, findings};
 
 /// `--dry-run` of `bootstrap`, as kubectl names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -75,6 +76,8 @@ pub enum AuditOutput {
     Json,
     /// A Markdown table.
     Markdown,
+    /// Policy reports (YAML), in the API `--report-api` names.
+    Reports,
 }
 
 /// `floe-guard network audit`.
@@ -87,6 +90,14 @@ pub struct AuditArgs {
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value_t = AuditOutput::Table)]
     pub output: AuditOutput,
+    /// The policy report API of `-o reports` and `--apply-reports`.
+    #[arg(long, value_enum, default_value_t = ReportApi::OpenReports)]
+    pub report_api: ReportApi,
+    /// Also write the findings to the cluster as policy reports (one
+    /// `floe-guard-audit` per namespace, one cluster-wide), replacing the
+    /// previous run's.
+    #[arg(long)]
+    pub apply_reports: bool,
 }
 
 /// `floe-guard network diff`.
@@ -413,17 +424,28 @@ fn bootstrap_table(rows: &[Row], dry: bool) -> String {
 /// `floe-guard network audit`.
 pub fn audit(a: AuditArgs) -> anyhow::Result<Outcome> {
     let cfg = a.config.load()?;
-    let report = block_on(async {
+    let (report, policy_reports) = block_on(async {
         let kube = connect(&a.cluster).await?;
         let namespaces = kube.list_cluster::<Namespace>(None).await?;
         let policies = kube.list::<NetworkPolicy>(None, None).await?;
         let pods = kube.list::<Pod>(None, None).await?;
-        Ok(audit::audit(&cfg, &namespaces, &policies, &pods))
+        let report = audit::audit(&cfg, &namespaces, &policies, &pods);
+        let found = super::reports::build(&cfg, &report, a.report_api);
+        if a.apply_reports {
+            super::reports::apply(&kube, a.report_api, &found).await?;
+        }
+        Ok((report, found))
     })?;
-    let warnings: Vec<String> = report
+    let mut warnings: Vec<String> = report
         .iter()
         .flat_map(audit::NamespaceAudit::warnings)
         .collect();
+    warnings.extend(
+        findings::cluster_findings(&cfg, &report)
+            .iter()
+            .filter(|f| f.verdict == findings::Verdict::Fail)
+            .map(|f| format!("{}: {}", f.subject.name, f.text())),
+    );
     let violating: usize = report.iter().map(|n| n.violating_pods.len()).sum();
     match a.output {
         AuditOutput::Json => println!(
@@ -432,6 +454,7 @@ pub fn audit(a: AuditArgs) -> anyhow::Result<Outcome> {
         ),
         AuditOutput::Table => print!("{}", audit_text(&report, &warnings, false)),
         AuditOutput::Markdown => print!("{}", audit_text(&report, &warnings, true)),
+        AuditOutput::Reports => print!("{}", super::reports::yaml(&policy_reports)?),
     }
     Ok(if warnings.is_empty() && violating == 0 {
         Outcome::Clean

@@ -5,6 +5,7 @@ mod cluster;
 mod manifests;
 pub mod network;
 mod offline;
+mod reports;
 mod serve;
 
 use std::io::Read;

@@ -11,6 +11,7 @@ mod cluster_cni;
 mod cluster_diff;
 mod cluster_errors;
 mod cluster_rbac;
+mod cluster_reports;
 mod harden_fixtures;
 mod json_differential;
 mod json_edge_cases;

@@ -75,6 +75,30 @@ const KINDS: &[Kind] = &[
         version: "v1",
         kind: "ServiceCIDR",
     },
+    Kind {
+        plural: "reports",
+        group: "openreports.io",
+        version: "v1alpha1",
+        kind: "Report",
+    },
+    Kind {
+        plural: "clusterreports",
+        group: "openreports.io",
+        version: "v1alpha1",
+        kind: "ClusterReport",
+    },
+    Kind {
+        plural: "policyreports",
+        group: "wgpolicyk8s.io",
+        version: "v1alpha2",
+        kind: "PolicyReport",
+    },
+    Kind {
+        plural: "clusterpolicyreports",
+        group: "wgpolicyk8s.io",
+        version: "v1alpha2",
+        kind: "ClusterPolicyReport",
+    },
 ];
 
 impl Kind {
