@@ -1,7 +1,7 @@
 //! The command line: argument definitions, dispatch and exit codes.
 
+mod bootstrap;
 mod certs;
-mod cluster;
 pub mod network;
 mod offline;
 mod serve;
@@ -30,6 +30,26 @@ pub enum Outcome {
     Clean,
     /// Denied, violations, drift, missing default-deny, unsupported CNI.
     Finding,
+}
+
+impl Outcome {
+    /// `Finding` when `found`, else `Clean`.
+    pub fn from_findings(found: bool) -> Self {
+        if found {
+            Outcome::Finding
+        } else {
+            Outcome::Clean
+        }
+    }
+}
+
+/// Runs a future on a single-threaded runtime (the cluster commands).
+pub fn block_on<T>(f: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?
+        .block_on(f)
 }
 
 impl From<Outcome> for ExitCode {
@@ -91,7 +111,7 @@ pub enum Command {
     Network(network::NetworkCommand),
     /// Create or update the managed namespaces and install the generated
     /// NetworkPolicies (server-side apply, field manager `floe-guard`).
-    Bootstrap(cluster::BootstrapArgs),
+    Bootstrap(bootstrap::BootstrapArgs),
 }
 
 /// `--config`, shared by every command that reads the floe manifest.
@@ -217,7 +237,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Serve(a) => serve::serve(a),
         Command::Certs(CertsCommand::Generate(a)) => certs::generate(a),
         Command::Network(c) => network::run(c),
-        Command::Bootstrap(a) => cluster::bootstrap(a),
+        Command::Bootstrap(a) => bootstrap::bootstrap(a),
         Command::Certs(CertsCommand::Install(a)) => certs::install(a),
     }
 }

@@ -2,6 +2,7 @@
 //! field manager of every server-side apply, and one-line errors.
 
 pub mod client;
+pub mod discover;
 
 /// Field manager of every server-side apply floe-guard makes.
 pub const FIELD_MANAGER: &str = "floe-guard";

@@ -4,6 +4,7 @@
 //! the namespace's `enforce` level.
 
 use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
 
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use k8s_openapi::api::networking::v1::{NetworkPolicy, NetworkPolicyPeer, NetworkPolicyPort};
@@ -231,6 +232,101 @@ pub fn audit(
         })
         .collect();
     out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
+/// The audit as an aligned table (or a Markdown one), then the violating
+/// pods and the warnings.
+pub fn table(report: &[NamespaceAudit], warnings: &[String], markdown: bool) -> String {
+    let header = [
+        "NAMESPACE",
+        "MANAGED",
+        "ENFORCE",
+        "AUDIT",
+        "WARN",
+        "DENY-INGRESS",
+        "DENY-EGRESS",
+        "FLOE-POLICIES",
+        "VIOLATING-PODS",
+    ];
+    let yes = |v: &Vec<String>| if v.is_empty() { "no" } else { "yes" };
+    let rows: Vec<[String; 9]> = report
+        .iter()
+        .map(|n| {
+            let label = |l: &Option<String>| l.clone().unwrap_or_else(|| "-".into());
+            [
+                n.name.clone(),
+                if n.managed { "yes" } else { "no" }.into(),
+                label(&n.enforce),
+                label(&n.audit),
+                label(&n.warn),
+                yes(&n.default_deny_ingress).into(),
+                yes(&n.default_deny_egress).into(),
+                n.floe_policies.len().to_string(),
+                n.violating_pods.len().to_string(),
+            ]
+        })
+        .collect();
+    let mut out = String::new();
+    if markdown {
+        let _ = writeln!(out, "| {} |", header.join(" | "));
+        let _ = writeln!(out, "|{}", "---|".repeat(header.len()));
+        for r in &rows {
+            let _ = writeln!(out, "| {} |", r.join(" | "));
+        }
+    } else {
+        let widths: Vec<usize> = (0..header.len())
+            .map(|i| {
+                rows.iter()
+                    .map(|r| r[i].len())
+                    .max()
+                    .unwrap_or(0)
+                    .max(header[i].len())
+            })
+            .collect();
+        let line = |cells: Vec<&str>| {
+            let cells: Vec<String> = cells
+                .iter()
+                .zip(&widths)
+                .map(|(c, w)| format!("{c:<w$}"))
+                .collect();
+            cells.join("  ").trim_end().to_string()
+        };
+        let _ = writeln!(out, "{}", line(header.to_vec()));
+        for r in &rows {
+            let _ = writeln!(out, "{}", line(r.iter().map(String::as_str).collect()));
+        }
+    }
+    let bullet = if markdown { "- " } else { "  " };
+    let violating: Vec<&NamespaceAudit> = report
+        .iter()
+        .filter(|n| !n.violating_pods.is_empty())
+        .collect();
+    if !violating.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n{}Pods violating their namespace's enforce level:",
+            if markdown { "### " } else { "" }
+        );
+        for n in violating {
+            for p in &n.violating_pods {
+                let _ = writeln!(
+                    out,
+                    "{bullet}{}/{} ({}): {}",
+                    n.name,
+                    p.name,
+                    n.checked_level,
+                    p.violations.join("; ")
+                );
+            }
+        }
+    }
+    if !warnings.is_empty() {
+        let _ = writeln!(out, "\n{}Warnings:", if markdown { "### " } else { "" });
+        for w in warnings {
+            let _ = writeln!(out, "{bullet}{w}");
+        }
+    }
     out
 }
 

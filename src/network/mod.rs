@@ -24,6 +24,8 @@
 pub mod audit;
 pub mod cni;
 pub mod diff;
+pub mod drift;
+pub mod explain;
 pub mod files;
 mod generate;
 pub mod reach;

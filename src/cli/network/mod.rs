@@ -1,0 +1,292 @@
+//! `floe-guard network …`: generate, validate and explain NetworkPolicies;
+//! the commands that read a live cluster are in [`cluster`].
+
+mod cluster;
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use anyhow::bail;
+use clap::{Args, Subcommand};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use serde_json::json;
+
+use super::{ConfigArg, Outcome, TextOrJson, block_on};
+use crate::config::Config;
+use crate::kube::client::{ClusterError, Kube};
+use crate::network::explain::{self, Matrix};
+use crate::network::files::{self, SUMMARY_FILE};
+use crate::network::reach::{self, Flow};
+use crate::network::{DNS_NAMESPACE, Generated, validate};
+
+/// `floe-guard network …`.
+#[derive(Debug, Subcommand)]
+pub enum NetworkCommand {
+    /// Write the default-deny NetworkPolicies and their summary for every managed namespace.
+    Generate(GenerateArgs),
+    /// Check that policy files are exactly what the config generates and are valid.
+    Validate(ValidateArgs),
+    /// Show what the policies allow: a namespace matrix, or the decision on one flow.
+    Explain(ExplainArgs),
+    /// For every namespace: PSS labels, default-deny, floe policies, pods violating `enforce`.
+    Audit(cluster::AuditArgs),
+    /// Expected (generated) vs deployed floe-managed policies and namespace labels.
+    Diff(cluster::DiffArgs),
+    /// Detect the cluster's CNI and whether it enforces NetworkPolicies.
+    CheckCni(cluster::CheckCniArgs),
+}
+
+/// `floe-guard network generate`.
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// The floe manifest.
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Output directory.
+    #[arg(long, value_name = "DIR", default_value = "target/network")]
+    pub out: PathBuf,
+}
+
+/// `floe-guard network validate`.
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// The floe manifest.
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Directory written by `network generate`.
+    #[arg(long, value_name = "DIR", default_value = "target/network")]
+    pub dir: PathBuf,
+    /// Also have the cluster validate every policy (server-side apply, dryRun=All).
+    #[arg(long)]
+    pub server_dry_run: bool,
+    /// Which cluster to ask.
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value_t = TextOrJson::Text)]
+    pub output: TextOrJson,
+}
+
+/// How to reach the cluster.
+#[derive(Debug, Clone, Args)]
+pub struct ClusterArgs {
+    /// Kubeconfig file (default: $KUBECONFIG, ~/.kube/config, then in-cluster).
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Kubeconfig context (default: the current context).
+    #[arg(long)]
+    pub context: Option<String>,
+}
+
+impl ClusterArgs {
+    /// Connects to the cluster these arguments name.
+    pub async fn connect(&self) -> Result<Kube, ClusterError> {
+        Kube::connect(self.kubeconfig.as_deref(), self.context.as_deref()).await
+    }
+}
+
+/// `floe-guard network explain`.
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// The floe manifest.
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Explain the policies in this directory instead of the config's
+    /// (the config, even from FLOE_GUARD_CONFIG, is then not read).
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Source: `NS`, `NS/key=value,…` (pod labels), either with `@IP`, or an external IP.
+    #[arg(long, value_name = "NS[/LABELS][@IP]|IP", requires = "to")]
+    pub from: Option<String>,
+    /// Destination, same forms as --from.
+    #[arg(long, value_name = "NS[/LABELS][@IP]|IP", requires = "from")]
+    pub to: Option<String>,
+    /// Destination port and protocol (TCP by default), e.g. 8181 or 53/UDP;
+    /// without it, every allowed port is listed.
+    #[arg(long, value_name = "PORT[/PROTO]", requires = "to")]
+    pub port: Option<String>,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value_t = TextOrJson::Text)]
+    pub output: TextOrJson,
+}
+
+/// Runs a `network` subcommand.
+pub fn run(command: NetworkCommand) -> anyhow::Result<Outcome> {
+    match command {
+        NetworkCommand::Generate(a) => generate(a),
+        NetworkCommand::Validate(a) => validate(a),
+        NetworkCommand::Explain(a) => explain(a),
+        NetworkCommand::Audit(a) => cluster::audit(a),
+        NetworkCommand::Diff(a) => cluster::diff(a),
+        NetworkCommand::CheckCni(a) => cluster::check_cni(a),
+    }
+}
+
+fn generated(config: &Config) -> anyhow::Result<Generated> {
+    Ok(crate::network::generate(config)?)
+}
+
+fn generate(a: GenerateArgs) -> anyhow::Result<Outcome> {
+    let g = generated(&a.config.load()?)?;
+    let out = files::render(&g);
+    files::remove_stale(&a.out, &out)?;
+    files::write(&a.out, &out)?;
+    println!("wrote {} files to {}", out.len(), a.out.display());
+    if !g.enabled {
+        eprintln!("note: NetworkPolicies are disabled in the config: only the summary was written");
+    }
+    if g.enabled && g.api_server.is_none() {
+        eprintln!(
+            "note: API server unknown: floe-platform gets no API server egress until bootstrap discovers it"
+        );
+    }
+    if g.enabled && g.cluster_cidrs.is_none() {
+        eprintln!(
+            "note: cluster CIDRs unknown: external HTTPS does not except the pod and service networks (see {SUMMARY_FILE})"
+        );
+    }
+    Ok(Outcome::Clean)
+}
+
+fn validate(a: ValidateArgs) -> anyhow::Result<Outcome> {
+    let g = generated(&a.config.load()?)?;
+    let on_disk = files::read_dir(&a.dir)?;
+    let summary = std::fs::read_to_string(a.dir.join(SUMMARY_FILE)).ok();
+    let mut problems: Vec<String> = validate::compare(&g, &on_disk, summary.as_deref())
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    if a.server_dry_run {
+        let policies: Vec<NetworkPolicy> = g.policies().cloned().collect();
+        problems.extend(block_on(server_dry_run(&policies, &a.cluster))?);
+    }
+    match a.output {
+        TextOrJson::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "dir": a.dir.display().to_string(),
+                "valid": problems.is_empty(),
+                "problems": problems,
+            }))?
+        ),
+        TextOrJson::Text if problems.is_empty() => println!(
+            "{}: {} files match the config and are valid{}",
+            a.dir.display(),
+            on_disk.len() + usize::from(summary.is_some()),
+            if a.server_dry_run {
+                " (the API server accepts every policy)"
+            } else {
+                ""
+            }
+        ),
+        TextOrJson::Text => {
+            println!(
+                "{}: {} problems (regenerate with `floe-guard network generate`):",
+                a.dir.display(),
+                problems.len()
+            );
+            for p in &problems {
+                println!("  - {p}");
+            }
+        }
+    }
+    Ok(Outcome::from_findings(!problems.is_empty()))
+}
+
+/// Has the API server validate each policy with a dry-run server-side apply
+/// (works whether the policy exists or not); returns its rejections.
+async fn server_dry_run(
+    policies: &[NetworkPolicy],
+    cluster: &ClusterArgs,
+) -> anyhow::Result<Vec<String>> {
+    let kube = cluster.connect().await?;
+    let mut rejected = Vec::new();
+    for p in policies {
+        let ns = p.metadata.namespace.as_deref().unwrap_or_default();
+        let name = p.metadata.name.as_deref().unwrap_or_default();
+        match kube.apply(p, true, true).await {
+            Ok(_) => {}
+            Err(
+                e @ (ClusterError::Unreachable(_)
+                | ClusterError::Unauthorized { .. }
+                | ClusterError::NoConfig(_)),
+            ) => return Err(e.into()),
+            Err(ClusterError::Api { message, .. }) => {
+                rejected.push(format!("{ns}/{name}: the API server rejects it: {message}"));
+            }
+            Err(e) => rejected.push(format!("{ns}/{name}: {e}")),
+        }
+    }
+    Ok(rejected)
+}
+
+/// The policies to explain, the namespaces of the matrix, and (from a
+/// config) the generated rules for naming purposes.
+fn explain_input(
+    a: &ExplainArgs,
+) -> anyhow::Result<(Vec<NetworkPolicy>, Vec<String>, Option<Generated>)> {
+    let mut namespaces = BTreeSet::new();
+    let (policies, g) = match &a.dir {
+        Some(dir) => {
+            let policies = files::policies_of(dir, &files::read_dir(dir)?)?;
+            if policies.is_empty() {
+                bail!("{}: no NetworkPolicy found", dir.display());
+            }
+            namespaces.extend(explain::namespaces_of(&policies));
+            (policies, None)
+        }
+        None => {
+            let config = a.config.load()?;
+            let g = generated(&config)?;
+            namespaces.extend(config.managed_namespaces().into_iter().map(|m| m.name));
+            namespaces.insert(g.ingress_namespace.clone());
+            (g.policies().cloned().collect(), Some(g))
+        }
+    };
+    namespaces.insert(DNS_NAMESPACE.into());
+    namespaces.insert("default".into());
+    Ok((policies, namespaces.into_iter().collect(), g))
+}
+
+fn explain(a: ExplainArgs) -> anyhow::Result<Outcome> {
+    let (policies, namespaces, g) = explain_input(&a)?;
+    let (Some(from), Some(to)) = (&a.from, &a.to) else {
+        let m = Matrix::compute(&policies, &namespaces);
+        match a.output {
+            TextOrJson::Json => println!("{}", serde_json::to_string_pretty(&m.json())?),
+            TextOrJson::Text => print!("{}", m.text()),
+        }
+        return Ok(Outcome::Clean);
+    };
+    let (from, to) = (explain::parse_endpoint(from)?, explain::parse_endpoint(to)?);
+    let Some(port) = &a.port else {
+        let probes = explain::probe_ports(&policies);
+        let ports = explain::allowed_ports(&policies, &probes, &from, &to);
+        match a.output {
+            TextOrJson::Json => println!(
+                "{}",
+                serde_json::to_string_pretty(
+                    &json!({"from": from, "to": to, "allowed_ports": ports})
+                )?
+            ),
+            TextOrJson::Text => println!("{}", explain::ports_line(&from, &to, &ports)),
+        }
+        return Ok(Outcome::from_findings(ports.is_empty()));
+    };
+    let (port, protocol) = explain::parse_port(port)?;
+    let flow = Flow {
+        from,
+        to,
+        port,
+        protocol,
+    };
+    let verdict = reach::evaluate(&policies, &flow);
+    match a.output {
+        TextOrJson::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({"flow": flow, "verdict": verdict}))?
+        ),
+        TextOrJson::Text => print!("{}", explain::verdict_text(&flow, &verdict, g.as_ref())),
+    }
+    Ok(Outcome::from_findings(!verdict.allowed))
+}
