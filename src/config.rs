@@ -200,6 +200,9 @@ pub struct PodSecurity {
     pub on_insecure: OnInsecure,
     /// Requests that are never hardened.
     pub exemptions: Exemptions,
+    /// Namespaces that may run without Pod Security labels or enforce
+    /// `privileged` (`network audit` flags any other that does).
+    pub system_namespaces: Vec<String>,
 }
 
 impl Default for PodSecurity {
@@ -220,6 +223,14 @@ impl Default for PodSecurity {
             scope: Scope::JobPods,
             on_insecure: OnInsecure::Deny,
             exemptions: Exemptions::default(),
+            system_namespaces: [
+                "kube-system",
+                "kube-public",
+                "kube-node-lease",
+                "floe-guard",
+            ]
+            .map(String::from)
+            .to_vec(),
         }
     }
 }

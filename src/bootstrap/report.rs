@@ -3,9 +3,17 @@
 
 use std::fmt::Write as _;
 
+use k8s_openapi::api::core::v1::ObjectReference;
+use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use k8s_openapi::jiff::Timestamp;
 use serde::Serialize;
 
 use super::Action;
+use crate::kube::FIELD_MANAGER;
+
+/// `reportingController` of the Events bootstrap records.
+pub const REPORTING_CONTROLLER: &str = "floe.dev/floe-guard";
 
 /// What happened to one object.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -77,6 +85,72 @@ pub fn table(rows: &[Row], dry: bool) -> String {
     out
 }
 
+/// The verb of a change worth recording (`created`, `configured`,
+/// `pruned`); `None` for an unchanged or failed object.
+pub fn changed(action: Action) -> Option<&'static str> {
+    match action {
+        Action::Created => Some("created"),
+        Action::Configured => Some("configured"),
+        Action::Pruned => Some("pruned"),
+        Action::Unchanged | Action::Failed => None,
+    }
+}
+
+/// The Kubernetes Event (`events.k8s.io/v1`) recording a change, in the
+/// object's namespace (a Namespace's own), so that `kubectl get events -n
+/// NS` shows who changed what and when.
+pub fn event(r: &Row, now: Timestamp) -> Event {
+    let namespace = r.namespace.clone().unwrap_or_else(|| r.name.clone());
+    let api_version = if r.kind == "Namespace" {
+        "v1"
+    } else {
+        "networking.k8s.io/v1"
+    };
+    let verb = changed(r.result).unwrap_or("unchanged");
+    let object = match &r.namespace {
+        Some(ns) => format!("{} {ns}/{}", r.kind, r.name),
+        None => format!("{} {}", r.kind, r.name),
+    };
+    Event {
+        metadata: ObjectMeta {
+            generate_name: Some(format!("{}.", r.name)),
+            namespace: Some(namespace),
+            ..Default::default()
+        },
+        event_time: Some(MicroTime(now)),
+        action: Some(
+            if r.result == Action::Pruned {
+                "Delete"
+            } else {
+                "Apply"
+            }
+            .into(),
+        ),
+        reason: Some(
+            match r.result {
+                Action::Created => "Created",
+                Action::Configured => "Configured",
+                _ => "Pruned",
+            }
+            .into(),
+        ),
+        note: Some(format!(
+            "floe-guard bootstrap {verb} {object} (field manager {FIELD_MANAGER})"
+        )),
+        regarding: Some(ObjectReference {
+            api_version: Some(api_version.into()),
+            kind: Some(r.kind.into()),
+            name: Some(r.name.clone()),
+            namespace: r.namespace.clone(),
+            ..Default::default()
+        }),
+        reporting_controller: Some(REPORTING_CONTROLLER.into()),
+        reporting_instance: Some("floe-guard-bootstrap".into()),
+        type_: Some("Normal".into()),
+        ..Default::default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,5 +200,39 @@ mod tests {
             "3 objects: 1 created, 1 unchanged, 1 failed (server dry run: nothing was changed)"
         ));
         assert!(t.ends_with("error: boom\n"));
+    }
+
+    #[test]
+    fn an_event_names_the_object_the_change_and_the_field_manager() {
+        let r = row(
+            Some("floe-jobs"),
+            "floe-default-deny",
+            Action::Configured,
+            None,
+        );
+        let e = event(&r, Timestamp::UNIX_EPOCH);
+        assert_eq!(e.metadata.namespace.as_deref(), Some("floe-jobs"));
+        assert_eq!(e.reason.as_deref(), Some("Configured"));
+        assert_eq!(e.action.as_deref(), Some("Apply"));
+        assert_eq!(
+            e.note.as_deref(),
+            Some(
+                "floe-guard bootstrap configured NetworkPolicy floe-jobs/floe-default-deny (field manager floe-guard)"
+            )
+        );
+        let regarding = e.regarding.unwrap();
+        assert_eq!(regarding.kind.as_deref(), Some("NetworkPolicy"));
+        assert_eq!(
+            regarding.api_version.as_deref(),
+            Some("networking.k8s.io/v1")
+        );
+        let ns = event(
+            &row(None, "floe-jobs", Action::Created, None),
+            Timestamp::UNIX_EPOCH,
+        );
+        assert_eq!(ns.metadata.namespace.as_deref(), Some("floe-jobs"));
+        assert_eq!(ns.regarding.unwrap().namespace, None);
+        assert_eq!(changed(Action::Unchanged), None);
+        assert_eq!(changed(Action::Pruned), Some("pruned"));
     }
 }

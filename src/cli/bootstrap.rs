@@ -1,24 +1,24 @@
 //! `floe-guard bootstrap`: create or label the managed namespaces and
 //! server-side apply the generated NetworkPolicies (optionally pruning the
-//! stale ones). Arguments, progress and output; the decisions are in
-//! [`crate::bootstrap`].
+//! stale ones), then check the CNI. Arguments, progress and output; the
+//! decisions are in [`crate::bootstrap`], the writes in [`crate::kube::apply`].
 
-use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::io::IsTerminal;
 
 use anyhow::bail;
 use clap::{Args, ValueEnum};
-use k8s_openapi::api::networking::v1::NetworkPolicy;
 use serde_json::json;
 
 use super::network::ClusterArgs;
 use super::{ConfigArg, Outcome, block_on};
-use crate::bootstrap::report::{self, Row};
+use crate::bootstrap::report;
 use crate::bootstrap::{self, Action};
 use crate::config::Config;
-use crate::kube::client::{ClusterError, Kube, Scoped, to_json};
-use crate::kube::discover::discover;
+use crate::kube::apply::{self, Plan};
+use crate::kube::client::{ClusterError, Kube, to_json};
+use crate::kube::discover::{self, discover};
+use crate::network::cni::Enforcement;
 use crate::network::{ClusterFacts, Generated};
 
 /// `--dry-run` of `bootstrap`, as kubectl names it.
@@ -62,6 +62,8 @@ pub struct BootstrapArgs {
     /// Output format of the result.
     #[arg(short = 'o', long, value_enum, default_value_t = TableOrJson::Table)]
     pub output: TableOrJson,
+    #[command(flatten)]
+    pub cni_check: CniCheckArg,
 }
 
 /// The generated policies with the discovered facts, and notes on what is unknown.
@@ -93,49 +95,42 @@ pub(super) async fn connect_and_generate(
     Ok((kube, g))
 }
 
-/// Shows progress on a terminal (standard error), nothing otherwise.
-struct Progress {
-    on: bool,
-    total: usize,
-    done: usize,
+/// `--skip-cni-check`, shared by the commands that run the CNI check.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct CniCheckArg {
+    /// Do not check whether the CNI enforces NetworkPolicies (for clusters
+    /// where it cannot be detected).
+    #[arg(long)]
+    pub skip_cni_check: bool,
 }
 
-impl Progress {
-    fn step(&mut self, what: &str) {
-        self.done += 1;
-        if self.on {
-            eprint!("\r\x1b[K[{}/{}] {what}", self.done, self.total);
+impl CniCheckArg {
+    /// Runs the CNI check unless skipped: the summary line, and whether it
+    /// is a finding (policies installed but not enforced).
+    pub async fn run(self, kube: &Kube) -> Result<Option<(String, bool)>, ClusterError> {
+        if self.skip_cni_check {
+            return Ok(None);
         }
+        let report = discover::cni_or_unknown(kube).await?;
+        let finding = matches!(report.enforcement, Enforcement::NotEnforced { .. });
+        Ok(Some((report.summary(), finding)))
     }
-
-    fn finish(&self) {
-        if self.on {
-            eprint!("\r\x1b[K");
-        }
-    }
-}
-
-async fn apply_one<K: Scoped>(
-    kube: &Kube,
-    obj: &K,
-    dry_run: bool,
-    force: bool,
-) -> Result<Action, ClusterError> {
-    let meta = kube::Resource::meta(obj);
-    let name = meta.name.as_deref().unwrap_or_default();
-    let before = kube.get::<K>(meta.namespace.as_deref(), name).await?;
-    let after = kube.apply(obj, dry_run, force).await?;
-    Ok(bootstrap::classify(
-        before.map(|b| to_json(&b)).as_ref(),
-        &to_json(&after),
-    ))
 }
 
 /// `floe-guard bootstrap`.
 pub fn bootstrap(a: BootstrapArgs) -> anyhow::Result<Outcome> {
-    let cfg = a.config.load()?;
+    let BootstrapArgs {
+        config,
+        cluster,
+        dry_run,
+        prune,
+        force_conflicts,
+        output,
+        cni_check,
+    } = a;
+    let cfg = config.load()?;
     let namespaces = bootstrap::desired_namespaces(&cfg);
-    if a.dry_run == DryRun::Client {
+    if dry_run == DryRun::Client {
         let g = generate_with(&cfg, &ClusterFacts::default())?;
         let mut out = String::new();
         for doc in namespaces
@@ -146,110 +141,65 @@ pub fn bootstrap(a: BootstrapArgs) -> anyhow::Result<Outcome> {
             writeln!(out, "---\n{}", serde_yaml_ng::to_string(&doc)?.trim_end())?;
         }
         print!("{out}");
-        if a.prune {
+        if prune {
             eprintln!("note: --prune needs the cluster: nothing is pruned with --dry-run=client");
         }
         return Ok(Outcome::Clean);
     }
-    let dry = a.dry_run == DryRun::Server;
-    let rows = block_on(async {
-        let (kube, g) = connect_and_generate(&a.cluster, &cfg).await?;
-        let policies: Vec<&NetworkPolicy> = g.policies().collect();
-        let mut progress = Progress {
-            on: std::io::stderr().is_terminal(),
-            total: namespaces.len() + policies.len(),
-            done: 0,
+    let dry = dry_run == DryRun::Server;
+    let managed: Vec<String> = cfg
+        .managed_namespaces()
+        .into_iter()
+        .map(|m| m.name)
+        .collect();
+    let terminal = std::io::stderr().is_terminal();
+    let (rows, cni) = block_on(async {
+        let (kube, g) = connect_and_generate(&cluster, &cfg).await?;
+        let np = &cfg.security.network_policies;
+        let plan = Plan {
+            namespaces: &namespaces,
+            generated: &g,
+            managed: &managed,
+            dry_run: dry,
+            force: force_conflicts,
+            prune,
+            guard_exceptions: np.cluster_cidrs.is_none(),
         };
-        let mut rows = Vec::new();
-        let mut dry_created = BTreeSet::new();
-        for ns in &namespaces {
-            let name = ns.metadata.name.clone().unwrap_or_default();
-            progress.step(&format!("namespace {name}"));
-            let r = apply_one(&kube, ns, dry, a.force_conflicts).await;
-            if dry && matches!(r, Ok(Action::Created)) {
-                dry_created.insert(name.clone());
+        let rows = apply::run(&kube, &plan, |what, done, total| {
+            if terminal {
+                eprint!("\r\x1b[K[{done}/{total}] {what}");
             }
-            rows.push(row("Namespace", None, name, r)?);
+        })
+        .await?;
+        if terminal {
+            eprint!("\r\x1b[K");
         }
-        for p in policies {
-            let ns = p.metadata.namespace.clone().unwrap_or_default();
-            let name = p.metadata.name.clone().unwrap_or_default();
-            progress.step(&format!("networkpolicy {ns}/{name}"));
-            // In a dry run, a namespace that does not exist yet cannot hold
-            // anything: its policies would be created with it.
-            let r = if dry_created.contains(&ns) {
-                Ok(Action::Created)
-            } else {
-                apply_one(&kube, p, dry, a.force_conflicts).await
-            };
-            rows.push(row("NetworkPolicy", Some(ns), name, r)?);
-        }
-        if a.prune {
-            let managed: Vec<String> = cfg
-                .managed_namespaces()
-                .into_iter()
-                .map(|m| m.name)
-                .collect();
-            let mut deployed = Vec::new();
-            for ns in managed.iter().filter(|ns| !dry_created.contains(*ns)) {
-                let selector = bootstrap::managed_selector();
-                deployed.extend(
-                    kube.list::<NetworkPolicy>(Some(ns), Some(&selector))
-                        .await?,
-                );
-            }
-            let stale = bootstrap::stale_policies(&deployed, &g, &managed);
-            progress.total += stale.len();
-            for (ns, name) in stale {
-                progress.step(&format!("prune networkpolicy {ns}/{name}"));
-                let r = kube
-                    .delete::<NetworkPolicy>(Some(&ns), &name, dry)
-                    .await
-                    .map(|()| Action::Pruned);
-                rows.push(row("NetworkPolicy", Some(ns), name, r)?);
-            }
-        }
-        progress.finish();
-        Ok(rows)
+        let cni = if np.enabled {
+            cni_check.run(&kube).await?
+        } else {
+            None
+        };
+        Ok((rows, cni))
     })?;
     let failed = rows.iter().filter(|r| r.result == Action::Failed).count();
-    match a.output {
+    match output {
         TableOrJson::Json => println!(
             "{}",
-            serde_json::to_string_pretty(&json!({"dry_run": dry, "objects": rows}))?
+            serde_json::to_string_pretty(&json!({
+                "dry_run": dry,
+                "objects": rows,
+                "cni": cni.as_ref().map(|(line, _)| line),
+            }))?
         ),
-        TableOrJson::Table => print!("{}", report::table(&rows, dry)),
+        TableOrJson::Table => {
+            print!("{}", report::table(&rows, dry));
+            if let Some((line, _)) = &cni {
+                println!("{line}");
+            }
+        }
     }
     if failed > 0 {
         bail!("{failed} of {} objects failed", rows.len());
     }
-    Ok(Outcome::Clean)
-}
-
-/// A row for a result; errors that make every further call pointless
-/// (unreachable, unauthorized) stop the run instead.
-fn row(
-    kind: &'static str,
-    namespace: Option<String>,
-    name: String,
-    r: Result<Action, ClusterError>,
-) -> anyhow::Result<Row> {
-    let (result, error) = match r {
-        Ok(a) => (a, None),
-        Err(
-            e @ (ClusterError::Unreachable(_)
-            | ClusterError::Unauthorized { .. }
-            | ClusterError::NoConfig(_)),
-        ) => {
-            return Err(e.into());
-        }
-        Err(e) => (Action::Failed, Some(e.to_string())),
-    };
-    Ok(Row {
-        kind,
-        namespace,
-        name,
-        result,
-        error,
-    })
+    Ok(Outcome::from_findings(cni.is_some_and(|(_, f)| f)))
 }

@@ -223,6 +223,11 @@ impl Cli {
         match (&self.log_level, &self.command) {
             (Some(level), _) => level,
             (None, Command::Serve(_)) => "info",
+            // The audit trail: what bootstrap changed, what generate wrote.
+            (
+                None,
+                Command::Bootstrap(_) | Command::Network(network::NetworkCommand::Generate(_)),
+            ) => "warn,kube_client=off,floe_guard::audit=info",
             (None, _) => "warn,kube_client=off",
         }
     }

@@ -1,8 +1,10 @@
 //! Discovery of the cluster facts the config leaves out: lists what
 //! [`crate::bootstrap::facts`] decides from. A read that RBAC refuses leaves
-//! its fact unknown (with a warning); any other failure is fatal.
+//! its fact unknown (with a warning); any other failure is fatal. Also the
+//! CNI check that the cluster commands share.
 
-use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::api::apps::v1::DaemonSet;
+use k8s_openapi::api::core::v1::{Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::ServiceCIDR;
 
@@ -10,6 +12,7 @@ use super::client::{ClusterError, Kube};
 use crate::bootstrap::facts;
 use crate::config::Config;
 use crate::network::ClusterFacts;
+use crate::network::cni::{self, CniReport, Enforcement};
 
 /// What discovery found, and the warnings about what it could not read.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -57,14 +60,69 @@ pub async fn discover(kube: &Kube, cfg: &Config) -> Result<Discovery, ClusterErr
     let (nodes, service_cidrs) = if np.cluster_cidrs.is_none() {
         let r = kube.list_cluster::<Node>(None).await;
         let nodes = optional("the pod CIDRs", r, &mut warnings).await?;
-        let r = kube.list_cluster::<ServiceCIDR>(None).await;
-        let services = optional("the service CIDRs", r, &mut warnings).await?;
+        let r = kube.list_cluster_if_served::<ServiceCIDR>(None).await;
+        let services = match r {
+            Ok(Some(s)) => Some(s),
+            Ok(None) => None,
+            r => Some(
+                optional(
+                    "the service CIDRs",
+                    r.map(Option::unwrap_or_default),
+                    &mut warnings,
+                )
+                .await?,
+            ),
+        };
         (nodes, services)
     } else {
-        (Vec::new(), Vec::new())
+        (Vec::new(), Some(Vec::new()))
     };
-    Ok(Discovery {
-        facts: facts::facts(&slices, &nodes, &service_cidrs),
-        warnings,
-    })
+    let facts = facts::facts(&slices, &nodes, service_cidrs.as_deref());
+    if service_cidrs.is_none() {
+        let ip = kubernetes_service_ip(kube).await;
+        warnings.push(facts::service_cidr_unknown(
+            ip.as_deref(),
+            facts.cluster_cidrs.as_deref(),
+        ));
+    }
+    Ok(Discovery { facts, warnings })
+}
+
+/// The `default/kubernetes` Service's ClusterIP, when it can be read.
+async fn kubernetes_service_ip(kube: &Kube) -> Option<String> {
+    let svc = kube
+        .get::<Service>(Some("default"), "kubernetes")
+        .await
+        .ok()??;
+    svc.spec?.cluster_ip
+}
+
+/// The cluster's CNI and whether it enforces NetworkPolicies, from the
+/// DaemonSets (all namespaces, else `kube-system` when RBAC allows only
+/// that) and the `kube-system` pods.
+pub async fn cni(kube: &Kube) -> Result<CniReport, ClusterError> {
+    let daemonsets = match kube.list::<DaemonSet>(None, None).await {
+        Err(ClusterError::Forbidden { .. }) => {
+            kube.list::<DaemonSet>(Some("kube-system"), None).await?
+        }
+        r => r?,
+    };
+    let pods = kube.list::<Pod>(Some("kube-system"), None).await?;
+    Ok(cni::classify(&daemonsets, &pods))
+}
+
+/// The CNI check of `bootstrap`, `network diff` and `network validate
+/// --server-dry-run`: a check that RBAC refuses is "cannot tell", not a
+/// failure of the command.
+pub async fn cni_or_unknown(kube: &Kube) -> Result<CniReport, ClusterError> {
+    match cni(kube).await {
+        Err(e @ ClusterError::Forbidden { .. }) => Ok(CniReport {
+            cni: None,
+            evidence: None,
+            enforcement: Enforcement::Unknown {
+                reason: e.to_string(),
+            },
+        }),
+        r => r,
+    }
 }

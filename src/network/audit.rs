@@ -107,6 +107,8 @@ pub struct NamespaceAudit {
     pub name: String,
     /// Whether floe manages it (configured, or labelled part-of floe).
     pub managed: bool,
+    /// Whether it is a system namespace (`security.pod_security.system_namespaces`).
+    pub system: bool,
     /// The `pod-security.kubernetes.io/enforce` label.
     pub enforce: Option<String>,
     /// The `pod-security.kubernetes.io/audit` label.
@@ -127,9 +129,27 @@ pub struct NamespaceAudit {
 
 impl NamespaceAudit {
     /// The warnings for this namespace: a managed namespace without
-    /// default-deny in a direction.
+    /// default-deny in a direction; a non-system namespace without Pod
+    /// Security labels, or enforcing `privileged`.
     pub fn warnings(&self) -> Vec<String> {
         let mut out = Vec::new();
+        let fix = format!(
+            "kubectl label --overwrite namespace {} {PSS_LABEL_PREFIX}enforce=baseline {PSS_LABEL_PREFIX}warn=restricted",
+            self.name
+        );
+        if !self.system {
+            match self.enforce.as_deref() {
+                None if self.audit.is_none() && self.warn.is_none() => out.push(format!(
+                    "{}: no Pod Security labels: its pods are admitted unchecked (privileged); only system namespaces may (security.pod_security.system_namespaces): `{fix}`",
+                    self.name
+                )),
+                None | Some("privileged") => out.push(format!(
+                    "{}: enforces privileged, which only system namespaces may (security.pod_security.system_namespaces): `{fix}`",
+                    self.name
+                )),
+                _ => {}
+            }
+        }
         if self.managed {
             for (dir, by) in [
                 ("ingress", &self.default_deny_ingress),
@@ -220,6 +240,12 @@ pub fn audit(
                 name: name.to_string(),
                 managed: cfg.managed_namespace(name).is_some()
                     || labels.get(PART_OF_LABEL).map(String::as_str) == Some(FLOE),
+                system: cfg
+                    .security
+                    .pod_security
+                    .system_namespaces
+                    .iter()
+                    .any(|s| s == name),
                 enforce: label("enforce"),
                 audit: label("audit"),
                 warn: label("warn"),
@@ -406,9 +432,37 @@ mod tests {
         );
         assert_eq!(report[0].warnings().len(), 1);
         assert!(report[0].warnings()[0].contains("default-deny egress"));
-        // Unlabelled namespace: privileged, nothing violates, no warning.
+        // Unlabelled namespace: privileged, nothing violates, flagged
+        // because it is not a system namespace.
         assert!(!report[1].managed);
         assert!(report[1].violating_pods.is_empty());
-        assert!(report[1].warnings().is_empty());
+        assert_eq!(report[1].warnings().len(), 1);
+        assert!(report[1].warnings()[0].contains("team: no Pod Security labels"));
+        assert!(report[1].warnings()[0].contains("kubectl label --overwrite namespace team"));
+    }
+
+    #[test]
+    fn only_non_system_namespaces_are_flagged_for_missing_or_privileged_pss() {
+        let ns = |name: &str, enforce: Option<&str>| -> Namespace {
+            let mut v = json!({"metadata": {"name": name}});
+            if let Some(e) = enforce {
+                v["metadata"]["labels"] = json!({"pod-security.kubernetes.io/enforce": e});
+            }
+            serde_json::from_value(v).unwrap()
+        };
+        let list = [
+            ns("kube-system", None),
+            ns("floe-guard", Some("privileged")),
+            ns("team-a", Some("privileged")),
+            ns("team-b", Some("baseline")),
+        ];
+        let report = audit(&Config::default(), &list, &[], &[]);
+        let flagged: Vec<&str> = report
+            .iter()
+            .filter(|n| !n.warnings().is_empty())
+            .map(|n| n.name.as_str())
+            .collect();
+        assert_eq!(flagged, ["team-a"]);
+        assert!(report[2].warnings()[0].contains("enforces privileged"));
     }
 }

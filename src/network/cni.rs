@@ -36,6 +36,21 @@ pub struct CniReport {
 }
 
 impl CniReport {
+    /// One line for the summary of `bootstrap`, `network diff` and
+    /// `network validate`: whether the policies are enforced, and by what.
+    pub fn summary(&self) -> String {
+        let cni = self.cni.as_deref().unwrap_or("the CNI");
+        match &self.enforcement {
+            Enforcement::Enforced => format!("NetworkPolicies are enforced by {cni}"),
+            Enforcement::NotEnforced { remediation } => {
+                format!("NetworkPolicies are installed but not enforced by {cni}: {remediation}")
+            }
+            Enforcement::Unknown { reason } => format!(
+                "cannot tell whether NetworkPolicies are enforced: {reason} (--skip-cni-check skips this check)"
+            ),
+        }
+    }
+
     /// The report for people: the CNI, the evidence, and whether policies
     /// are enforced (with the remediation when they are not).
     pub fn text(&self) -> String {

@@ -9,6 +9,7 @@ mod cluster_bootstrap;
 mod cluster_cni;
 mod cluster_diff;
 mod cluster_errors;
+mod cluster_operations;
 mod harden_fixtures;
 mod json_differential;
 mod json_edge_cases;

@@ -11,6 +11,7 @@ use clap::{Args, Subcommand};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use serde_json::json;
 
+use super::bootstrap::CniCheckArg;
 use super::{ConfigArg, Outcome, TextOrJson, block_on};
 use crate::config::Config;
 use crate::kube::client::{ClusterError, Kube};
@@ -62,6 +63,9 @@ pub struct ValidateArgs {
     /// Which cluster to ask.
     #[command(flatten)]
     pub cluster: ClusterArgs,
+    /// With --server-dry-run.
+    #[command(flatten)]
+    pub cni_check: CniCheckArg,
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value_t = TextOrJson::Text)]
     pub output: TextOrJson,
@@ -129,8 +133,15 @@ fn generated(config: &Config) -> anyhow::Result<Generated> {
 fn generate(a: GenerateArgs) -> anyhow::Result<Outcome> {
     let g = generated(&a.config.load()?)?;
     let out = files::render(&g);
-    files::remove_stale(&a.out, &out)?;
+    for name in files::remove_stale(&a.out, &out)? {
+        let path = a.out.join(name);
+        tracing::info!(target: "floe_guard::audit", action = "removed", file = %path.display(), "network generate removed {}", path.display());
+    }
     files::write(&a.out, &out)?;
+    for f in &out {
+        let path = a.out.join(&f.name);
+        tracing::info!(target: "floe_guard::audit", action = "wrote", file = %path.display(), bytes = f.text.len(), "network generate wrote {}", path.display());
+    }
     println!("wrote {} files to {}", out.len(), a.out.display());
     if !g.enabled {
         eprintln!("note: NetworkPolicies are disabled in the config: only the summary was written");
@@ -156,10 +167,14 @@ fn validate(a: ValidateArgs) -> anyhow::Result<Outcome> {
         .iter()
         .map(ToString::to_string)
         .collect();
+    let mut cni = None;
     if a.server_dry_run {
         let policies: Vec<NetworkPolicy> = g.policies().cloned().collect();
-        problems.extend(block_on(server_dry_run(&policies, &a.cluster))?);
+        let (rejected, check) = block_on(server_dry_run(&policies, &a.cluster, a.cni_check))?;
+        problems.extend(rejected);
+        cni = check;
     }
+    let unenforced = cni.as_ref().is_some_and(|(_, f)| *f);
     match a.output {
         TextOrJson::Json => println!(
             "{}",
@@ -167,6 +182,7 @@ fn validate(a: ValidateArgs) -> anyhow::Result<Outcome> {
                 "dir": a.dir.display().to_string(),
                 "valid": problems.is_empty(),
                 "problems": problems,
+                "cni": cni.as_ref().map(|(line, _)| line),
             }))?
         ),
         TextOrJson::Text if problems.is_empty() => println!(
@@ -190,15 +206,20 @@ fn validate(a: ValidateArgs) -> anyhow::Result<Outcome> {
             }
         }
     }
-    Ok(Outcome::from_findings(!problems.is_empty()))
+    if let (TextOrJson::Text, Some((line, _))) = (a.output, &cni) {
+        println!("{line}");
+    }
+    Ok(Outcome::from_findings(!problems.is_empty() || unenforced))
 }
 
 /// Has the API server validate each policy with a dry-run server-side apply
 /// (works whether the policy exists or not); returns its rejections.
+/// Then runs the CNI check.
 async fn server_dry_run(
     policies: &[NetworkPolicy],
     cluster: &ClusterArgs,
-) -> anyhow::Result<Vec<String>> {
+    cni_check: CniCheckArg,
+) -> anyhow::Result<(Vec<String>, Option<(String, bool)>)> {
     let kube = cluster.connect().await?;
     let mut rejected = Vec::new();
     for p in policies {
@@ -217,7 +238,7 @@ async fn server_dry_run(
             Err(e) => rejected.push(format!("{ns}/{name}: {e}")),
         }
     }
-    Ok(rejected)
+    Ok((rejected, cni_check.run(&kube).await?))
 }
 
 /// The policies to explain, the namespaces of the matrix, and (from a
