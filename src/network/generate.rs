@@ -18,7 +18,7 @@ use super::{
     DATA_LAYER, DNS_NAMESPACE, DNS_POD_LABEL, DOMAIN_LABEL, LAYER_LABEL, PLATFORM_SERVICES,
 };
 use crate::config::{
-    ApiServer, Cidr, Config, EgressAllow, FLOE, JOBS_NAMESPACE, MANAGED_BY_LABEL,
+    ApiServer, Cidr, Config, EgressAllow, FLOE, JOBS_NAMESPACE, MANAGED_BY_LABEL, Monitoring,
     PLATFORM_NAMESPACE, Protocol, Role,
 };
 
@@ -95,6 +95,8 @@ pub struct Generated {
     pub external_except: Vec<IpNet>,
     /// Whether external HTTPS is allowed.
     pub external_https: bool,
+    /// The scraper allowed to reach the metrics ports, if any.
+    pub monitoring: Option<Monitoring>,
     /// The policies, per managed namespace, in `managed_namespaces()` order.
     pub namespaces: Vec<NamespacePolicies>,
 }
@@ -112,7 +114,7 @@ impl Generated {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("security.network_policies.{key}[{index}] ({name}): {reason}")]
 pub struct GenerateError {
-    /// `jobs_egress_allow` or `platform_egress_allow`.
+    /// `jobs_egress_allow`, `platform_egress_allow` or `domain_egress_allow`.
     pub key: &'static str,
     /// Index of the entry.
     pub index: usize,
@@ -127,9 +129,12 @@ pub fn generate(config: &Config) -> Result<Generated, GenerateError> {
     generate_with(config, &ClusterFacts::default())
 }
 
-/// A flow to open: source namespace, destination, port, purpose.
+/// A flow to open: source namespace (and pods), destination, port, purpose.
 struct Flow {
     from: String,
+    /// The source pods (every pod when empty): what the destination's
+    /// ingress rule selects.
+    from_pods: Labels,
     to: Peer,
     port: PortMatch,
     purpose: String,
@@ -155,6 +160,7 @@ pub fn generate_with(config: &Config, facts: &ClusterFacts) -> Result<Generated,
         api_server,
         external_except,
         external_https: np.external_https.enabled,
+        monitoring: np.monitoring.clone(),
         namespaces: Vec::new(),
     };
     if !np.enabled {
@@ -189,7 +195,7 @@ pub fn generate_with(config: &Config, facts: &ClusterFacts) -> Result<Generated,
             } else {
                 Peer::Namespace {
                     namespace: f.from.clone(),
-                    pods: Labels::new(),
+                    pods: f.from_pods.clone(),
                 }
             };
             ingress
@@ -262,6 +268,7 @@ fn flows(config: &Config, g: &Generated) -> Result<Vec<Flow>, GenerateError> {
     let mut add = |from: &str, to: Peer, port: PortMatch, purpose: &str| {
         out.push(Flow {
             from: from.into(),
+            from_pods: Labels::new(),
             to,
             port,
             purpose: purpose.into(),
@@ -355,18 +362,53 @@ fn flows(config: &Config, g: &Generated) -> Result<Vec<Flow>, GenerateError> {
             }
         }
     }
-    for (key, from, rules) in [
-        ("jobs_egress_allow", JOBS_NAMESPACE, &np.jobs_egress_allow),
+    if let Some(m) = &np.monitoring {
+        let targets = managed
+            .iter()
+            .filter(|t| matches!(t.role, Role::Platform | Role::Domain(_)));
+        for t in targets {
+            for port in &m.ports {
+                out.push(Flow {
+                    from: m.namespace.clone(),
+                    from_pods: m.pod_labels.clone(),
+                    to: Peer::Namespace {
+                        namespace: t.name.clone(),
+                        pods: Labels::new(),
+                    },
+                    port: PortMatch::One(Protocol::TCP, port.0),
+                    purpose: "monitoring: metrics scrape".into(),
+                });
+            }
+        }
+    }
+    let domains: Vec<String> = managed
+        .iter()
+        .filter(|m| matches!(m.role, Role::Domain(_)))
+        .map(|m| m.name.clone())
+        .collect();
+    let mut user = vec![
+        (
+            "jobs_egress_allow",
+            JOBS_NAMESPACE.to_string(),
+            &np.jobs_egress_allow,
+        ),
         (
             "platform_egress_allow",
-            PLATFORM_NAMESPACE,
+            PLATFORM_NAMESPACE.to_string(),
             &np.platform_egress_allow,
         ),
-    ] {
+    ];
+    user.extend(
+        domains
+            .into_iter()
+            .map(|d| ("domain_egress_allow", d, &np.domain_egress_allow)),
+    );
+    for (key, from, rules) in user {
         for (index, rule) in rules.iter().enumerate() {
             let to = user_destination(config, key, index, rule, &g.external_except)?;
             out.push(Flow {
-                from: from.into(),
+                from: from.clone(),
+                from_pods: Labels::new(),
                 to,
                 port: PortMatch::One(rule.protocol, rule.port.0),
                 purpose: format!("{key}: {}", rule.name),

@@ -13,6 +13,7 @@ mod cluster_operations;
 mod harden_fixtures;
 mod json_differential;
 mod json_edge_cases;
+mod network_allowances;
 mod network_cli;
 mod network_flows;
 mod network_golden;

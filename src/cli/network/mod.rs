@@ -261,6 +261,7 @@ fn explain_input(
             let g = generated(&config)?;
             namespaces.extend(config.managed_namespaces().into_iter().map(|m| m.name));
             namespaces.insert(g.ingress_namespace.clone());
+            namespaces.extend(g.monitoring.as_ref().map(|m| m.namespace.clone()));
             (g.policies().cloned().collect(), Some(g))
         }
     };
