@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
-use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::networking::v1::{NetworkPolicy, NetworkPolicyPeer};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::{Value, json};
 
@@ -31,19 +31,7 @@ pub fn namespaces_of(policies: &[NetworkPolicy]) -> BTreeSet<String> {
     let mut namespaces = BTreeSet::new();
     for p in policies {
         namespaces.extend(p.metadata.namespace.clone());
-        let spec = p.spec.iter();
-        let peers = spec.clone().flat_map(|s| {
-            s.ingress
-                .iter()
-                .flatten()
-                .flat_map(|r| r.from.iter().flatten())
-        });
-        let peers = peers.chain(spec.flat_map(|s| {
-            s.egress
-                .iter()
-                .flatten()
-                .flat_map(|r| r.to.iter().flatten())
-        }));
+        let peers = peers_of(p);
         for peer in peers {
             if let Some(ns) = peer
                 .namespace_selector
@@ -56,6 +44,23 @@ pub fn namespaces_of(policies: &[NetworkPolicy]) -> BTreeSet<String> {
         }
     }
     namespaces
+}
+
+/// Every peer of a policy's ingress (`from`) and egress (`to`) rules.
+pub fn peers_of(p: &NetworkPolicy) -> impl Iterator<Item = &NetworkPolicyPeer> {
+    let spec = p.spec.iter();
+    let from = spec.clone().flat_map(|s| {
+        s.ingress
+            .iter()
+            .flatten()
+            .flat_map(|r| r.from.iter().flatten())
+    });
+    from.chain(spec.flat_map(|s| {
+        s.egress
+            .iter()
+            .flatten()
+            .flat_map(|r| r.to.iter().flatten())
+    }))
 }
 
 /// The pod standing for a namespace in the matrix: the DNS pod in

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use serde::Serialize;
 
-use super::explain::{INTERNET, probe_ports};
+use super::explain::{INTERNET, peers_of, probe_ports};
 use super::reach::{self, Endpoint, Flow, Pod, Side};
 use super::rules::Labels;
 use crate::bootstrap::is_floe_managed;
@@ -111,23 +111,8 @@ pub fn find(
 /// The pods of the policy's peers worth probing: per namespace, an
 /// unlabelled pod and one carrying each `matchLabels` the policy names.
 fn peers(policy: &NetworkPolicy, namespaces: &[String]) -> Vec<(String, Endpoint)> {
-    let spec = policy.spec.as_ref();
     let mut label_sets: Vec<Labels> = vec![Labels::new()];
-    let rules = spec
-        .into_iter()
-        .flat_map(|s| {
-            s.ingress
-                .iter()
-                .flatten()
-                .flat_map(|r| r.from.iter().flatten())
-        })
-        .chain(spec.into_iter().flat_map(|s| {
-            s.egress
-                .iter()
-                .flatten()
-                .flat_map(|r| r.to.iter().flatten())
-        }));
-    for peer in rules {
+    for peer in peers_of(policy) {
         if let Some(l) = peer
             .pod_selector
             .as_ref()

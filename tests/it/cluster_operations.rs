@@ -8,6 +8,14 @@ use serde_json::{Value, json};
 
 use crate::support::fake_apiserver::{FakeApiServer, Fault, floe_guard, stderr, stdout};
 
+/// A fake cluster that `bootstrap` has set up.
+fn bootstrapped() -> FakeApiServer {
+    let f = FakeApiServer::start();
+    let out = floe_guard(f.kubeconfig(), &["bootstrap", "--skip-cni-check"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    f
+}
+
 fn node(f: &FakeApiServer, pod_cidr: &str) {
     f.insert(
         json!({"kind": "Node", "metadata": {"name": "node-1"}, "spec": {"podCIDR": pod_cidr}}),
@@ -151,9 +159,7 @@ fn bootstrap_refuses_to_drop_exceptions_that_discovery_can_no_longer_find() {
 
 #[test]
 fn a_foreign_allow_all_policy_is_reported_by_diff_and_audit_until_removed_or_labelled() {
-    let f = FakeApiServer::start();
-    let boot = floe_guard(f.kubeconfig(), &["bootstrap", "--skip-cni-check"]);
-    assert_eq!(boot.status.code(), Some(0), "{}", stderr(&boot));
+    let f = bootstrapped();
     f.insert(json!({"kind": "NetworkPolicy", "metadata": {"name": "allow-all-ingress", "namespace": "floe-jobs"},
         "spec": {"podSelector": {}, "ingress": [{}]}}));
 
@@ -205,13 +211,7 @@ fn a_foreign_allow_all_policy_is_reported_by_diff_and_audit_until_removed_or_lab
 
 #[test]
 fn audit_flags_unlabelled_and_privileged_namespaces_that_are_not_system_ones() {
-    let f = FakeApiServer::start();
-    assert_eq!(
-        floe_guard(f.kubeconfig(), &["bootstrap", "--skip-cni-check"])
-            .status
-            .code(),
-        Some(0)
-    );
+    let f = bootstrapped();
     for (name, labels) in [
         ("kube-system", json!({})),
         (
@@ -358,13 +358,7 @@ fn an_event_that_rbac_refuses_is_a_warning_not_a_failure() {
 
 #[test]
 fn diff_names_the_fix_that_fits_each_drift() {
-    let f = FakeApiServer::start();
-    assert_eq!(
-        floe_guard(f.kubeconfig(), &["bootstrap", "--skip-cni-check"])
-            .status
-            .code(),
-        Some(0)
-    );
+    let f = bootstrapped();
     // Label changed with kubectl (owned by it now), policy missing, stale policy.
     let mut ns = f.get("Namespace", None, "floe-jobs").unwrap();
     ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] = json!("baseline");

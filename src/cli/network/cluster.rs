@@ -4,7 +4,6 @@
 
 use anyhow::anyhow;
 use clap::{Args, ValueEnum};
-use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use serde_json::json;
@@ -13,7 +12,7 @@ use super::super::bootstrap::{CniCheckArg, connect_and_generate};
 use super::super::{ConfigArg, Outcome, TextOrJson, block_on};
 use super::ClusterArgs;
 use crate::bootstrap;
-use crate::kube::client::ClusterError;
+use crate::kube::discover;
 use crate::network::drift::Remedied;
 use crate::network::{DNS_NAMESPACE, audit, cni, diff, drift, foreign};
 
@@ -226,14 +225,7 @@ fn remedies(
 pub fn check_cni(a: CheckCniArgs) -> anyhow::Result<Outcome> {
     let report = block_on(async {
         let kube = a.cluster.connect().await?;
-        let daemonsets = match kube.list::<DaemonSet>(None, None).await {
-            Err(ClusterError::Forbidden { .. }) => {
-                kube.list::<DaemonSet>(Some("kube-system"), None).await?
-            }
-            r => r?,
-        };
-        let pods = kube.list::<Pod>(Some("kube-system"), None).await?;
-        Ok(cni::classify(&daemonsets, &pods))
+        Ok(discover::cni(&kube).await?)
     })?;
     if a.output == TextOrJson::Json {
         println!("{}", serde_json::to_string_pretty(&report)?);
