@@ -71,7 +71,8 @@ impl From<Outcome> for ExitCode {
 pub struct Cli {
     /// Log filter (tracing `EnvFilter` syntax), e.g. `debug` or
     /// `floe_guard=debug,kube_client=warn`. Default: `info` for `serve` (one
-    /// line per review), else `warn,kube_client=off`.
+    /// line per review); for `bootstrap` and `network generate`, also their
+    /// audit trail (`floe_guard::audit=info`); else `warn,kube_client=off`.
     #[arg(long, global = true, env = "FLOE_GUARD_LOG")]
     pub log_level: Option<String>,
     /// Log line format.

@@ -27,6 +27,7 @@ pub mod diff;
 pub mod drift;
 pub mod explain;
 pub mod files;
+mod flows;
 pub mod foreign;
 mod generate;
 pub mod reach;
