@@ -66,6 +66,26 @@ pub struct NetworkPolicies {
     pub jobs_egress_allow: Vec<EgressAllow>,
     /// Extra egress for `floe-platform`.
     pub platform_egress_allow: Vec<EgressAllow>,
+    /// Extra egress for every domain namespace.
+    pub domain_egress_allow: Vec<EgressAllow>,
+    /// A Prometheus (or other scraper) allowed to reach the metrics ports
+    /// of `floe-platform` and the domain namespaces; none when absent.
+    pub monitoring: Option<Monitoring>,
+}
+
+/// `security.network_policies.monitoring`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Monitoring {
+    /// Namespace of the scraper.
+    #[serde(deserialize_with = "dns_label")]
+    pub namespace: String,
+    /// Labels of the scraper's pods (every pod of the namespace when absent).
+    #[serde(default)]
+    pub pod_labels: BTreeMap<String, String>,
+    /// The metrics ports scraped (container ports, TCP).
+    #[serde(deserialize_with = "non_empty")]
+    pub ports: Vec<Port>,
 }
 
 impl Default for NetworkPolicies {
@@ -78,6 +98,8 @@ impl Default for NetworkPolicies {
             external_https: ExternalHttps::default(),
             jobs_egress_allow: Vec::new(),
             platform_egress_allow: Vec::new(),
+            domain_egress_allow: Vec::new(),
+            monitoring: None,
         }
     }
 }
@@ -200,6 +222,9 @@ pub struct PodSecurity {
     pub on_insecure: OnInsecure,
     /// Requests that are never hardened.
     pub exemptions: Exemptions,
+    /// Namespaces that may run without Pod Security labels or enforce
+    /// `privileged` (`network audit` flags any other that does).
+    pub system_namespaces: Vec<String>,
 }
 
 impl Default for PodSecurity {
@@ -220,6 +245,14 @@ impl Default for PodSecurity {
             scope: Scope::JobPods,
             on_insecure: OnInsecure::Deny,
             exemptions: Exemptions::default(),
+            system_namespaces: [
+                "kube-system",
+                "kube-public",
+                "kube-node-lease",
+                "floe-guard",
+            ]
+            .map(String::from)
+            .to_vec(),
         }
     }
 }
@@ -393,6 +426,7 @@ impl Config {
         for (key, rules) in [
             ("jobs_egress_allow", &np.jobs_egress_allow),
             ("platform_egress_allow", &np.platform_egress_allow),
+            ("domain_egress_allow", &np.domain_egress_allow),
         ] {
             let mut names = std::collections::BTreeSet::new();
             for (i, r) in rules.iter().enumerate() {
@@ -419,6 +453,17 @@ impl Config {
                     ));
                 }
             }
+        }
+        if let Some(m) = &np.monitoring
+            && self.is_job_namespace(&m.namespace)
+        {
+            return Err((
+                "security.network_policies.monitoring.namespace".into(),
+                format!(
+                    "{:?} runs jobs: the scraper must live in its own namespace (or floe-platform)",
+                    m.namespace
+                ),
+            ));
         }
         Ok(())
     }
@@ -760,6 +805,21 @@ security:
                 "must not be empty",
             ),
             ("security: [1, 2]\n", "security", "invalid type"),
+            (
+                "security:\n  network_policies:\n    monitoring: {namespace: monitoring, ports: []}\n",
+                "security.network_policies.monitoring.ports",
+                "must not be empty",
+            ),
+            (
+                "security:\n  network_policies:\n    monitoring: {namespace: floe-jobs, ports: [9090]}\n",
+                "security.network_policies.monitoring.namespace",
+                "runs jobs",
+            ),
+            (
+                "security:\n  network_policies:\n    domain_egress_allow:\n      - {name: x, port: 443}\n",
+                "security.network_policies.domain_egress_allow[0]",
+                "give a destination",
+            ),
         ];
         for (yaml, path, reason) in cases {
             let e = error(yaml);

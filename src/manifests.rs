@@ -244,27 +244,31 @@ pub fn rbac(cfg: &Config, install: &Install) -> Vec<Doc> {
             ),
         });
     }
-    if np.enabled {
-        let mut verbs = vec!["get", "create", "patch"];
-        if install.prune {
-            verbs.extend(["list", "delete"]);
+    let mut np_verbs = vec!["get", "create", "patch"];
+    if install.prune {
+        np_verbs.extend(["list", "delete"]);
+    }
+    for m in &names {
+        let mut rules = Vec::new();
+        if np.enabled {
+            rules.push(rule(
+                "networking.k8s.io",
+                &["networkpolicies"],
+                &[],
+                &np_verbs,
+            ));
         }
-        for m in &names {
-            docs.push(Doc {
-                why: "bootstrap: install this namespace's generated NetworkPolicies (server-side apply:\n\
-                      get, create, patch); with --prune also list and delete the stale floe-managed ones.",
-                object: role("Role", boot, Some(m), "bootstrap", vec![rule(
-                    "networking.k8s.io",
-                    &["networkpolicies"],
-                    &[],
-                    &verbs,
-                )]),
-            });
-            docs.push(Doc {
-                why: "Binds the Role above to the bootstrap Job's ServiceAccount.",
-                object: binding("RoleBinding", "Role", boot, Some(m), "bootstrap", ns),
-            });
-        }
+        rules.push(rule("events.k8s.io", &["events"], &[], &["create"]));
+        docs.push(Doc {
+            why: "bootstrap: install this namespace's generated NetworkPolicies (server-side apply: get,\n\
+                  create, patch; with --prune also list and delete the stale floe-managed ones), and\n\
+                  record an Event for each object it changes here (the audit trail; create only).",
+            object: role("Role", boot, Some(m), "bootstrap", rules),
+        });
+        docs.push(Doc {
+            why: "Binds the Role above to the bootstrap Job's ServiceAccount.",
+            object: binding("RoleBinding", "Role", boot, Some(m), "bootstrap", ns),
+        });
     }
     docs.push(Doc {
         why: "network audit / diff / check-cni: read-only, cluster-wide (they report on every namespace).\n\
@@ -273,6 +277,24 @@ pub fn rbac(cfg: &Config, install: &Install) -> Vec<Doc> {
             rule("", &["namespaces", "pods"], &[], &["get", "list"]),
             rule("networking.k8s.io", &["networkpolicies"], &[], &["get", "list"]),
             rule("apps", &["daemonsets"], &[], &["list"]),
+        ]),
+    });
+    docs.push(Doc {
+        why: "network audit --apply-reports: write floe-guard's policy reports (openreports.io and\n\
+              wgpolicyk8s.io), in any audited namespace. Bound to nobody, like the reader above.",
+        object: role("ClusterRole", "floe-guard-report-writer", None, "network-audit", vec![
+            rule(
+                "openreports.io",
+                &["reports", "clusterreports"],
+                &[],
+                &["list", "create", "patch", "delete"],
+            ),
+            rule(
+                "wgpolicyk8s.io",
+                &["policyreports", "clusterpolicyreports"],
+                &[],
+                &["list", "create", "patch", "delete"],
+            ),
         ]),
     });
     docs
@@ -335,10 +357,13 @@ mod tests {
             .map(|d| &d.object)
             .filter(|o| o["kind"] == "ClusterRole")
             .collect();
+        // Cluster-wide delete only of floe-guard's own policy reports.
         for cr in cluster {
             for rule in cr["rules"].as_array().unwrap() {
+                let reports = rule["apiGroups"] == json!(["openreports.io"])
+                    || rule["apiGroups"] == json!(["wgpolicyk8s.io"]);
                 assert!(
-                    !rule["verbs"].as_array().unwrap().contains(&json!("delete")),
+                    reports || !rule["verbs"].as_array().unwrap().contains(&json!("delete")),
                     "{cr}"
                 );
             }
@@ -363,7 +388,11 @@ mod tests {
             &cfg("security:\n  network_policies:\n    enabled: false\n"),
             &Install::default(),
         );
-        assert!(find(&off, "Role", "floe-guard-bootstrap", Some("floe-jobs")).is_none());
+        let jobs = find(&off, "Role", "floe-guard-bootstrap", Some("floe-jobs")).unwrap();
+        assert_eq!(
+            jobs["rules"],
+            json!([{"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create"]}])
+        );
     }
 
     #[test]

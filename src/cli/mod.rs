@@ -1,7 +1,7 @@
 //! The command line: argument definitions, dispatch and exit codes.
 
+mod bootstrap;
 mod certs;
-mod cluster;
 mod manifests;
 pub mod network;
 mod offline;
@@ -34,6 +34,26 @@ pub enum Outcome {
     Finding,
 }
 
+impl Outcome {
+    /// `Finding` when `found`, else `Clean`.
+    pub fn from_findings(found: bool) -> Self {
+        if found {
+            Outcome::Finding
+        } else {
+            Outcome::Clean
+        }
+    }
+}
+
+/// Runs a future on a single-threaded runtime (the cluster commands).
+pub fn block_on<T>(f: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?
+        .block_on(f)
+}
+
 impl From<Outcome> for ExitCode {
     fn from(o: Outcome) -> Self {
         ExitCode::from(match o {
@@ -53,7 +73,8 @@ impl From<Outcome> for ExitCode {
 pub struct Cli {
     /// Log filter (tracing `EnvFilter` syntax), e.g. `debug` or
     /// `floe_guard=debug,kube_client=warn`. Default: `info` for `serve` (one
-    /// line per review), else `warn,kube_client=off`.
+    /// line per review); for `bootstrap` and `network generate`, also their
+    /// audit trail (`floe_guard::audit=info`); else `warn,kube_client=off`.
     #[arg(long, global = true, env = "FLOE_GUARD_LOG")]
     pub log_level: Option<String>,
     /// Log line format.
@@ -93,7 +114,7 @@ pub enum Command {
     Network(network::NetworkCommand),
     /// Create or update the managed namespaces and install the generated
     /// NetworkPolicies (server-side apply, field manager `floe-guard`).
-    Bootstrap(cluster::BootstrapArgs),
+    Bootstrap(bootstrap::BootstrapArgs),
     /// Print the parts of the raw manifests derived from the config (RBAC,
     /// managed namespaces) as YAML.
     #[command(subcommand)]
@@ -209,6 +230,11 @@ impl Cli {
         match (&self.log_level, &self.command) {
             (Some(level), _) => level,
             (None, Command::Serve(_)) => "info",
+            // The audit trail: what bootstrap changed, what generate wrote.
+            (
+                None,
+                Command::Bootstrap(_) | Command::Network(network::NetworkCommand::Generate(_)),
+            ) => "warn,kube_client=off,floe_guard::audit=info",
             (None, _) => "warn,kube_client=off",
         }
     }
@@ -223,7 +249,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Serve(a) => serve::serve(a),
         Command::Certs(c) => certs::run(c),
         Command::Network(c) => network::run(c),
-        Command::Bootstrap(a) => cluster::bootstrap(a),
+        Command::Bootstrap(a) => bootstrap::bootstrap(a),
         Command::Manifests(c) => manifests::run(c),
     }
 }

@@ -19,6 +19,7 @@ use serde_json::{Map, Value};
 use crate::config::Config;
 use crate::kube::client::{ClusterError, Kube, Scoped};
 use crate::network::audit::NamespaceAudit;
+use crate::network::foreign::ForeignPolicy;
 use crate::network::reports::{MANAGED_BY, ReportApi, Timestamp, from_audit};
 
 macro_rules! report_kind {
@@ -239,8 +240,13 @@ fn explain(e: ClusterError, api: ReportApi) -> anyhow::Error {
 }
 
 /// The reports of an audit, stamped with the time of this run.
-pub(super) fn build(cfg: &Config, audits: &[NamespaceAudit], api: ReportApi) -> Vec<Value> {
-    from_audit(cfg, audits, api, now())
+pub(super) fn build(
+    cfg: &Config,
+    audits: &[NamespaceAudit],
+    foreign: &[ForeignPolicy],
+    api: ReportApi,
+) -> Vec<Value> {
+    from_audit(cfg, audits, foreign, api, now())
 }
 
 fn now() -> Timestamp {

@@ -21,6 +21,7 @@ use k8s_openapi::api::admissionregistration::v1::{
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::api::networking::v1::{NetworkPolicy, ServiceCIDR};
 
 use super::FIELD_MANAGER;
@@ -540,6 +541,62 @@ fn post_params() -> PostParams {
     PostParams {
         field_manager: Some(FIELD_MANAGER.into()),
         ..Default::default()
+    }
+}
+
+impl Kube {
+    /// Whether the API server serves resource `K` (API discovery of its
+    /// group version): a 404 for the group version means "not served here"
+    /// (an older Kubernetes, or the API disabled), not a failure.
+    pub async fn serves<K>(&self) -> Result<bool, ClusterError>
+    where
+        K: Resource<DynamicType = ()>,
+    {
+        if K::group(&()).is_empty() {
+            return Ok(true);
+        }
+        let api_version = K::api_version(&());
+        let r = self
+            .call(Op::new::<K>("get", None, None), || {
+                self.client.list_api_group_resources(&api_version)
+            })
+            .await;
+        match r {
+            Ok(list) => Ok(list.resources.iter().any(|r| r.name == K::plural(&()))),
+            Err(ClusterError::Api { code: 404, .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Lists a cluster-scoped resource when the API server serves it;
+    /// `None` when it does not (see [`Kube::serves`]).
+    pub async fn list_cluster_if_served<K>(
+        &self,
+        selector: Option<&str>,
+    ) -> Result<Option<Vec<K>>, ClusterError>
+    where
+        K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
+    {
+        if !self.serves::<K>().await? {
+            return Ok(None);
+        }
+        match self.list_cluster::<K>(selector).await {
+            Ok(items) => Ok(Some(items)),
+            Err(ClusterError::Api { code: 404, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Records a Kubernetes Event (`events.k8s.io/v1`) in `namespace`.
+    pub async fn create_event(&self, event: &Event) -> Result<(), ClusterError> {
+        let namespace = event.metadata.namespace.as_deref();
+        let api: Api<Event> = Api::namespaced(self.client.clone(), namespace.unwrap_or("default"));
+        let pp = PostParams::default();
+        self.call(Op::new::<Event>("create", namespace, None), || {
+            api.create(&pp, event)
+        })
+        .await
+        .map(|_| ())
     }
 }
 

@@ -4,6 +4,7 @@
 //! the namespace's `enforce` level.
 
 use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
 
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use k8s_openapi::api::networking::v1::{NetworkPolicy, NetworkPolicyPeer, NetworkPolicyPort};
@@ -106,6 +107,8 @@ pub struct NamespaceAudit {
     pub name: String,
     /// Whether floe manages it (configured, or labelled part-of floe).
     pub managed: bool,
+    /// Whether it is a system namespace (`security.pod_security.system_namespaces`).
+    pub system: bool,
     /// The `pod-security.kubernetes.io/enforce` label.
     pub enforce: Option<String>,
     /// The `pod-security.kubernetes.io/audit` label.
@@ -125,10 +128,37 @@ pub struct NamespaceAudit {
 }
 
 impl NamespaceAudit {
+    /// What is wrong with the Pod Security labels of a non-system
+    /// namespace (none at all, or `enforce: privileged`), and the fixing
+    /// command; `None` when nothing is.
+    pub fn pss_label_problem(&self) -> Option<(String, String)> {
+        if self.system {
+            return None;
+        }
+        let problem = match self.enforce.as_deref() {
+            None if self.audit.is_none() && self.warn.is_none() => {
+                "no Pod Security labels: its pods are admitted unchecked (privileged); only system namespaces may (security.pod_security.system_namespaces)"
+            }
+            None | Some("privileged") => {
+                "enforces privileged, which only system namespaces may (security.pod_security.system_namespaces)"
+            }
+            _ => return None,
+        };
+        let fix = format!(
+            "kubectl label --overwrite namespace {} {PSS_LABEL_PREFIX}enforce=baseline {PSS_LABEL_PREFIX}warn=restricted",
+            self.name
+        );
+        Some((problem.to_string(), fix))
+    }
+
     /// The warnings for this namespace: a managed namespace without
-    /// default-deny in a direction.
+    /// default-deny in a direction; a non-system namespace without Pod
+    /// Security labels, or enforcing `privileged`.
     pub fn warnings(&self) -> Vec<String> {
         let mut out = Vec::new();
+        if let Some((problem, fix)) = self.pss_label_problem() {
+            out.push(format!("{}: {problem}: `{fix}`", self.name));
+        }
         if self.managed {
             for (dir, by) in [
                 ("ingress", &self.default_deny_ingress),
@@ -219,6 +249,12 @@ pub fn audit(
                 name: name.to_string(),
                 managed: cfg.managed_namespace(name).is_some()
                     || labels.get(PART_OF_LABEL).map(String::as_str) == Some(FLOE),
+                system: cfg
+                    .security
+                    .pod_security
+                    .system_namespaces
+                    .iter()
+                    .any(|s| s == name),
                 enforce: label("enforce"),
                 audit: label("audit"),
                 warn: label("warn"),
@@ -231,6 +267,101 @@ pub fn audit(
         })
         .collect();
     out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
+/// The audit as an aligned table (or a Markdown one), then the violating
+/// pods and the warnings.
+pub fn table(report: &[NamespaceAudit], warnings: &[String], markdown: bool) -> String {
+    let header = [
+        "NAMESPACE",
+        "MANAGED",
+        "ENFORCE",
+        "AUDIT",
+        "WARN",
+        "DENY-INGRESS",
+        "DENY-EGRESS",
+        "FLOE-POLICIES",
+        "VIOLATING-PODS",
+    ];
+    let yes = |v: &Vec<String>| if v.is_empty() { "no" } else { "yes" };
+    let rows: Vec<[String; 9]> = report
+        .iter()
+        .map(|n| {
+            let label = |l: &Option<String>| l.clone().unwrap_or_else(|| "-".into());
+            [
+                n.name.clone(),
+                if n.managed { "yes" } else { "no" }.into(),
+                label(&n.enforce),
+                label(&n.audit),
+                label(&n.warn),
+                yes(&n.default_deny_ingress).into(),
+                yes(&n.default_deny_egress).into(),
+                n.floe_policies.len().to_string(),
+                n.violating_pods.len().to_string(),
+            ]
+        })
+        .collect();
+    let mut out = String::new();
+    if markdown {
+        let _ = writeln!(out, "| {} |", header.join(" | "));
+        let _ = writeln!(out, "|{}", "---|".repeat(header.len()));
+        for r in &rows {
+            let _ = writeln!(out, "| {} |", r.join(" | "));
+        }
+    } else {
+        let widths: Vec<usize> = (0..header.len())
+            .map(|i| {
+                rows.iter()
+                    .map(|r| r[i].len())
+                    .max()
+                    .unwrap_or(0)
+                    .max(header[i].len())
+            })
+            .collect();
+        let line = |cells: Vec<&str>| {
+            let cells: Vec<String> = cells
+                .iter()
+                .zip(&widths)
+                .map(|(c, w)| format!("{c:<w$}"))
+                .collect();
+            cells.join("  ").trim_end().to_string()
+        };
+        let _ = writeln!(out, "{}", line(header.to_vec()));
+        for r in &rows {
+            let _ = writeln!(out, "{}", line(r.iter().map(String::as_str).collect()));
+        }
+    }
+    let bullet = if markdown { "- " } else { "  " };
+    let violating: Vec<&NamespaceAudit> = report
+        .iter()
+        .filter(|n| !n.violating_pods.is_empty())
+        .collect();
+    if !violating.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n{}Pods violating their namespace's enforce level:",
+            if markdown { "### " } else { "" }
+        );
+        for n in violating {
+            for p in &n.violating_pods {
+                let _ = writeln!(
+                    out,
+                    "{bullet}{}/{} ({}): {}",
+                    n.name,
+                    p.name,
+                    n.checked_level,
+                    p.violations.join("; ")
+                );
+            }
+        }
+    }
+    if !warnings.is_empty() {
+        let _ = writeln!(out, "\n{}Warnings:", if markdown { "### " } else { "" });
+        for w in warnings {
+            let _ = writeln!(out, "{bullet}{w}");
+        }
+    }
     out
 }
 
@@ -310,9 +441,37 @@ mod tests {
         );
         assert_eq!(report[0].warnings().len(), 1);
         assert!(report[0].warnings()[0].contains("default-deny egress"));
-        // Unlabelled namespace: privileged, nothing violates, no warning.
+        // Unlabelled namespace: privileged, nothing violates, flagged
+        // because it is not a system namespace.
         assert!(!report[1].managed);
         assert!(report[1].violating_pods.is_empty());
-        assert!(report[1].warnings().is_empty());
+        assert_eq!(report[1].warnings().len(), 1);
+        assert!(report[1].warnings()[0].contains("team: no Pod Security labels"));
+        assert!(report[1].warnings()[0].contains("kubectl label --overwrite namespace team"));
+    }
+
+    #[test]
+    fn only_non_system_namespaces_are_flagged_for_missing_or_privileged_pss() {
+        let ns = |name: &str, enforce: Option<&str>| -> Namespace {
+            let mut v = json!({"metadata": {"name": name}});
+            if let Some(e) = enforce {
+                v["metadata"]["labels"] = json!({"pod-security.kubernetes.io/enforce": e});
+            }
+            serde_json::from_value(v).unwrap()
+        };
+        let list = [
+            ns("kube-system", None),
+            ns("floe-guard", Some("privileged")),
+            ns("team-a", Some("privileged")),
+            ns("team-b", Some("baseline")),
+        ];
+        let report = audit(&Config::default(), &list, &[], &[]);
+        let flagged: Vec<&str> = report
+            .iter()
+            .filter(|n| !n.warnings().is_empty())
+            .map(|n| n.name.as_str())
+            .collect();
+        assert_eq!(flagged, ["team-a"]);
+        assert!(report[2].warnings()[0].contains("enforces privileged"));
     }
 }

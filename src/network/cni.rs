@@ -35,6 +35,43 @@ pub struct CniReport {
     pub enforcement: Enforcement,
 }
 
+impl CniReport {
+    /// One line for the summary of `bootstrap`, `network diff` and
+    /// `network validate`: whether the policies are enforced, and by what.
+    pub fn summary(&self) -> String {
+        let cni = self.cni.as_deref().unwrap_or("the CNI");
+        match &self.enforcement {
+            Enforcement::Enforced => format!("NetworkPolicies are enforced by {cni}"),
+            Enforcement::NotEnforced { remediation } => {
+                format!("NetworkPolicies are installed but not enforced by {cni}: {remediation}")
+            }
+            Enforcement::Unknown { reason } => format!(
+                "cannot tell whether NetworkPolicies are enforced: {reason} (--skip-cni-check skips this check)"
+            ),
+        }
+    }
+
+    /// The report for people: the CNI, the evidence, and whether policies
+    /// are enforced (with the remediation when they are not).
+    pub fn text(&self) -> String {
+        let mut out = String::new();
+        if let Some(cni) = &self.cni {
+            out.push_str(&format!("CNI: {cni}\n"));
+        }
+        if let Some(e) = &self.evidence {
+            out.push_str(&format!("found: {e}\n"));
+        }
+        match &self.enforcement {
+            Enforcement::Enforced => out.push_str("NetworkPolicies: enforced\n"),
+            Enforcement::NotEnforced { remediation } => out.push_str(&format!(
+                "NetworkPolicies: NOT enforced\nremediation: {remediation}\n"
+            )),
+            Enforcement::Unknown { .. } => {}
+        }
+        out
+    }
+}
+
 /// A DaemonSet or pod, reduced to what identifies a CNI.
 struct Workload<'a> {
     kind: &'static str,

@@ -77,6 +77,27 @@ pub fn write(dir: &Path, files: &[OutputFile]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Removes the policy files an earlier run generated (they start with
+/// [`HEADER`]) that `keep` no longer holds; other files are left alone.
+pub fn remove_stale(dir: &Path, keep: &[OutputFile]) -> anyhow::Result<Vec<String>> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(Vec::new());
+    };
+    let mut removed = Vec::new();
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let ours = name.ends_with(".yaml")
+            && std::fs::read_to_string(e.path()).is_ok_and(|t| t.starts_with(HEADER));
+        if ours && !keep.iter().any(|f| f.name == name) {
+            std::fs::remove_file(e.path())
+                .with_context(|| format!("cannot remove {}", e.path().display()))?;
+            removed.push(name);
+        }
+    }
+    removed.sort();
+    Ok(removed)
+}
+
 /// A YAML or JSON file found in a directory.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LoadedFile {

@@ -13,14 +13,10 @@ use k8s_openapi::api::networking::v1::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 
-use super::rules::{Allow, Labels, Peer, PortMatch, Rule, merge};
-use super::{
-    DATA_LAYER, DNS_NAMESPACE, DNS_POD_LABEL, DOMAIN_LABEL, LAYER_LABEL, PLATFORM_SERVICES,
-};
-use crate::config::{
-    ApiServer, Cidr, Config, EgressAllow, FLOE, JOBS_NAMESPACE, MANAGED_BY_LABEL,
-    PLATFORM_NAMESPACE, Protocol, Role,
-};
+use super::flows;
+use super::rules::{Allow, Labels, Peer, Rule, merge};
+use super::{DATA_LAYER, DOMAIN_LABEL, LAYER_LABEL};
+use crate::config::{ApiServer, Cidr, Config, FLOE, MANAGED_BY_LABEL, Monitoring, Role};
 
 /// What `bootstrap` discovered about the cluster; used only where the
 /// config leaves a value out (the config always wins).
@@ -95,6 +91,8 @@ pub struct Generated {
     pub external_except: Vec<IpNet>,
     /// Whether external HTTPS is allowed.
     pub external_https: bool,
+    /// The scraper allowed to reach the metrics ports, if any.
+    pub monitoring: Option<Monitoring>,
     /// The policies, per managed namespace, in `managed_namespaces()` order.
     pub namespaces: Vec<NamespacePolicies>,
 }
@@ -112,7 +110,7 @@ impl Generated {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("security.network_policies.{key}[{index}] ({name}): {reason}")]
 pub struct GenerateError {
-    /// `jobs_egress_allow` or `platform_egress_allow`.
+    /// `jobs_egress_allow`, `platform_egress_allow` or `domain_egress_allow`.
     pub key: &'static str,
     /// Index of the entry.
     pub index: usize,
@@ -125,14 +123,6 @@ pub struct GenerateError {
 /// Generates the policies from the config alone (unknown facts stay unknown).
 pub fn generate(config: &Config) -> Result<Generated, GenerateError> {
     generate_with(config, &ClusterFacts::default())
-}
-
-/// A flow to open: source namespace, destination, port, purpose.
-struct Flow {
-    from: String,
-    to: Peer,
-    port: PortMatch,
-    purpose: String,
 }
 
 /// Generates the policies from the config, filling the cluster CIDRs and
@@ -155,13 +145,14 @@ pub fn generate_with(config: &Config, facts: &ClusterFacts) -> Result<Generated,
         api_server,
         external_except,
         external_https: np.external_https.enabled,
+        monitoring: np.monitoring.clone(),
         namespaces: Vec::new(),
     };
     if !np.enabled {
         return Ok(generated);
     }
     let managed = config.managed_namespaces();
-    let flows = flows(config, &generated)?;
+    let flows = flows::flows(config, &generated)?;
 
     let mut egress: BTreeMap<&str, Vec<Allow>> = BTreeMap::new();
     let mut ingress: BTreeMap<&str, BTreeMap<Labels, Vec<Allow>>> = BTreeMap::new();
@@ -189,7 +180,7 @@ pub fn generate_with(config: &Config, facts: &ClusterFacts) -> Result<Generated,
             } else {
                 Peer::Namespace {
                     namespace: f.from.clone(),
-                    pods: Labels::new(),
+                    pods: f.from_pods.clone(),
                 }
             };
             ingress
@@ -252,181 +243,6 @@ pub fn generate_with(config: &Config, facts: &ClusterFacts) -> Result<Generated,
         });
     }
     Ok(generated)
-}
-
-/// Every flow the config allows.
-fn flows(config: &Config, g: &Generated) -> Result<Vec<Flow>, GenerateError> {
-    let np = &config.security.network_policies;
-    let managed = config.managed_namespaces();
-    let mut out = Vec::new();
-    let mut add = |from: &str, to: Peer, port: PortMatch, purpose: &str| {
-        out.push(Flow {
-            from: from.into(),
-            to,
-            port,
-            purpose: purpose.into(),
-        })
-    };
-    let pods_in = |ns: &str, pods: Labels| Peer::Namespace {
-        namespace: ns.into(),
-        pods,
-    };
-    let all_pods = |ns: &str| pods_in(ns, Labels::new());
-    let dns = pods_in(
-        DNS_NAMESPACE,
-        Labels::from([(DNS_POD_LABEL.0.into(), DNS_POD_LABEL.1.into())]),
-    );
-    let external: Vec<Peer> = external_blocks(g);
-
-    for m in &managed {
-        let ns = m.name.as_str();
-        for proto in [Protocol::UDP, Protocol::TCP] {
-            add(
-                ns,
-                dns.clone(),
-                PortMatch::One(proto, 53),
-                "DNS (always on)",
-            );
-        }
-        match &m.role {
-            Role::Platform => {
-                add(ns, all_pods(ns), PortMatch::Any, "intra-namespace");
-                add(
-                    &np.ingress_namespace,
-                    all_pods(ns),
-                    PortMatch::Any,
-                    "ingress controller",
-                );
-                for s in PLATFORM_SERVICES {
-                    add(
-                        JOBS_NAMESPACE,
-                        all_pods(ns),
-                        PortMatch::One(s.protocol, s.port),
-                        s.name,
-                    );
-                }
-                if let Some(api) = &g.api_server {
-                    for cidr in &api.cidrs {
-                        for port in &api.ports {
-                            add(
-                                ns,
-                                Peer::block(cidr.0, &[]),
-                                PortMatch::One(Protocol::TCP, port.0),
-                                "Kubernetes API server",
-                            );
-                        }
-                    }
-                }
-                for block in &external {
-                    add(
-                        ns,
-                        block.clone(),
-                        PortMatch::One(Protocol::TCP, 443),
-                        "external HTTPS",
-                    );
-                }
-            }
-            Role::Jobs => {
-                for block in &external {
-                    add(
-                        ns,
-                        block.clone(),
-                        PortMatch::One(Protocol::TCP, 443),
-                        "external HTTPS",
-                    );
-                }
-            }
-            Role::Domain(_) => {
-                add(ns, all_pods(ns), PortMatch::Any, "intra-namespace");
-                add(
-                    &np.ingress_namespace,
-                    all_pods(ns),
-                    PortMatch::Any,
-                    "ingress controller",
-                );
-                for s in PLATFORM_SERVICES.iter().filter(|s| s.for_domains) {
-                    add(
-                        ns,
-                        all_pods(PLATFORM_NAMESPACE),
-                        PortMatch::One(s.protocol, s.port),
-                        s.name,
-                    );
-                }
-            }
-        }
-    }
-    for (key, from, rules) in [
-        ("jobs_egress_allow", JOBS_NAMESPACE, &np.jobs_egress_allow),
-        (
-            "platform_egress_allow",
-            PLATFORM_NAMESPACE,
-            &np.platform_egress_allow,
-        ),
-    ] {
-        for (index, rule) in rules.iter().enumerate() {
-            let to = user_destination(config, key, index, rule, &g.external_except)?;
-            out.push(Flow {
-                from: from.into(),
-                to,
-                port: PortMatch::One(rule.protocol, rule.port.0),
-                purpose: format!("{key}: {}", rule.name),
-            });
-        }
-    }
-    Ok(out)
-}
-
-/// The `0.0.0.0/0` (and, on IPv6 clusters, `::/0`) blocks of external HTTPS.
-fn external_blocks(g: &Generated) -> Vec<Peer> {
-    if !g.external_https {
-        return Vec::new();
-    }
-    let mut nets: Vec<IpNet> = vec!["0.0.0.0/0".parse().expect("valid CIDR")];
-    if g.cluster_cidrs
-        .iter()
-        .flatten()
-        .any(|c| matches!(c.0, IpNet::V6(_)))
-    {
-        nets.push("::/0".parse().expect("valid CIDR"));
-    }
-    nets.into_iter()
-        .map(|n| Peer::block(n, &g.external_except))
-        .collect()
-}
-
-/// The destination of a `*_egress_allow` entry.
-fn user_destination(
-    config: &Config,
-    key: &'static str,
-    index: usize,
-    rule: &EgressAllow,
-    except: &[IpNet],
-) -> Result<Peer, GenerateError> {
-    if let Some(cidr) = rule.cidr {
-        return Ok(Peer::block(cidr.0, except));
-    }
-    let namespace = rule
-        .namespace
-        .clone()
-        .expect("config check: cidr or namespace");
-    let refuse = |reason: String| GenerateError {
-        key,
-        index,
-        name: rule.name.clone(),
-        reason,
-    };
-    match config.managed_namespace(&namespace).map(|m| m.role) {
-        Some(Role::Jobs) => Err(refuse(format!(
-            "{JOBS_NAMESPACE} accepts no ingress at all; an allowance into it is refused"
-        ))),
-        Some(Role::Domain(_)) => Err(refuse(format!(
-            "{namespace} accepts ingress only from itself and the ingress controller"
-        ))),
-        _ => Ok(Peer::Namespace {
-            namespace,
-            pods: rule.pod_labels.clone().unwrap_or_default(),
-        }),
-    }
 }
 
 fn policy_labels(role: &Role) -> Labels {

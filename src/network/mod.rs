@@ -24,8 +24,12 @@
 pub mod audit;
 pub mod cni;
 pub mod diff;
+pub mod drift;
+pub mod explain;
 pub mod files;
 pub mod findings;
+mod flows;
+pub mod foreign;
 mod generate;
 pub mod reach;
 pub mod reports;

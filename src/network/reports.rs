@@ -17,6 +17,7 @@ use serde_json::{Map, Value, json};
 
 use super::audit::NamespaceAudit;
 use super::findings::{self, Finding, Verdict};
+use super::foreign::ForeignPolicy;
 use crate::config::Config;
 
 /// The policy every result names.
@@ -73,12 +74,23 @@ pub struct Timestamp {
 pub fn from_audit(
     cfg: &Config,
     audits: &[NamespaceAudit],
+    foreign: &[ForeignPolicy],
     api: ReportApi,
     at: Timestamp,
 ) -> Vec<Value> {
+    let foreign = findings::foreign_findings(foreign);
     let namespaced: Vec<(&str, Vec<Finding>)> = audits
         .iter()
-        .map(|a| (a.name.as_str(), a.findings()))
+        .map(|a| {
+            let mut found = a.findings();
+            found.extend(
+                foreign
+                    .iter()
+                    .filter(|f| f.subject.namespace.as_deref() == Some(a.name.as_str()))
+                    .cloned(),
+            );
+            (a.name.as_str(), found)
+        })
         .collect();
     build(
         &namespaced,
@@ -196,9 +208,12 @@ mod tests {
 
     #[test]
     fn one_report_per_namespace_with_findings_and_one_cluster_report() {
+        let mut team = team();
+        team.system = true;
         let r = from_audit(
             &Config::default(),
-            &[jobs(), team()],
+            &[jobs(), team],
+            &[],
             ReportApi::OpenReports,
             AT,
         );
@@ -222,9 +237,9 @@ mod tests {
         );
         assert_eq!(
             jobs["summary"],
-            json!({"pass": 1, "fail": 2, "warn": 0, "error": 0, "skip": 0})
+            json!({"pass": 2, "fail": 2, "warn": 0, "error": 0, "skip": 0})
         );
-        let pod = &jobs["results"][2];
+        let pod = &jobs["results"][3];
         assert_eq!(pod["policy"], POLICY);
         assert_eq!(pod["rule"], "pod-security-level");
         assert_eq!(pod["result"], "fail");
@@ -251,7 +266,13 @@ mod tests {
 
     #[test]
     fn wgpolicyk8s_reports_carry_the_source_on_each_result_only() {
-        let r = from_audit(&Config::default(), &[jobs()], ReportApi::Wgpolicyk8s, AT);
+        let r = from_audit(
+            &Config::default(),
+            &[jobs()],
+            &[],
+            ReportApi::Wgpolicyk8s,
+            AT,
+        );
         assert_eq!(r[0]["apiVersion"], "wgpolicyk8s.io/v1alpha2");
         assert_eq!(r[0]["kind"], "PolicyReport");
         assert_eq!(r[1]["kind"], "ClusterPolicyReport");
@@ -269,6 +290,7 @@ mod tests {
         let r = from_audit(
             &Config::default(),
             &[platform, clean],
+            &[],
             ReportApi::OpenReports,
             AT,
         );
@@ -276,5 +298,61 @@ mod tests {
             assert_eq!(r["summary"]["fail"], 0, "{r}");
             assert!(r["summary"]["pass"].as_u64() > Some(0));
         }
+    }
+
+    #[test]
+    fn foreign_policies_and_unlabelled_namespaces_are_failures_with_their_fix() {
+        let mut team = team();
+        team.enforce = None;
+        let foreign = [
+            ForeignPolicy {
+                namespace: "floe-jobs".into(),
+                name: "allow-all".into(),
+                accepted: false,
+                opens: vec!["floe-jobs ingress from anywhere on any port, by allow-all".into()],
+            },
+            ForeignPolicy {
+                namespace: "floe-jobs".into(),
+                name: "reviewed".into(),
+                accepted: true,
+                opens: vec!["floe-jobs egress to 10.0.0.0/8 on 5432".into()],
+            },
+        ];
+        let r = from_audit(
+            &Config::default(),
+            &[jobs(), team],
+            &foreign,
+            ReportApi::OpenReports,
+            AT,
+        );
+        let result = |ns: &str, rule: &str, name: &str| {
+            r.iter()
+                .filter(|r| r["metadata"]["namespace"] == ns)
+                .flat_map(|r| r["results"].as_array().unwrap())
+                .find(|x| x["rule"] == rule && x["resources"][0]["name"] == name)
+                .unwrap_or_else(|| panic!("no {rule} result for {ns}/{name}"))
+                .clone()
+        };
+        let open = result("floe-jobs", "foreign-policy-widens", "allow-all");
+        assert_eq!(open["result"], "fail");
+        assert_eq!(open["resources"][0]["kind"], "NetworkPolicy");
+        assert!(
+            open["properties"]["fix"]
+                .as_str()
+                .unwrap()
+                .contains("kubectl delete networkpolicy allow-all -n floe-jobs")
+        );
+        assert_eq!(
+            result("floe-jobs", "foreign-policy-widens", "reviewed")["result"],
+            "warn"
+        );
+        let labels = result("team", "pss-labels", "team");
+        assert_eq!(labels["result"], "fail");
+        assert!(
+            labels["properties"]["fix"]
+                .as_str()
+                .unwrap()
+                .contains("kubectl label --overwrite namespace team")
+        );
     }
 }

@@ -125,6 +125,28 @@ pub fn markdown(g: &Generated) -> String {
     }
     line(w, "");
 
+    if let Some(m) = &g.monitoring {
+        line(w, "## Monitoring\n");
+        let pods = if m.pod_labels.is_empty() {
+            "every pod".to_string()
+        } else {
+            let l: Vec<String> = m
+                .pod_labels
+                .iter()
+                .map(|(k, v)| format!("`{k}={v}`"))
+                .collect();
+            format!("the pods {}", l.join(", "))
+        };
+        let ports: Vec<String> = m.ports.iter().map(|p| p.0.to_string()).collect();
+        let _ = writeln!(
+            w,
+            "{pods} of `{}` may scrape TCP {} on every pod of `{PLATFORM_NAMESPACE}` and of the \
+             domain namespaces (`security.network_policies.monitoring`); `floe-jobs` is never scraped.\n",
+            m.namespace,
+            ports.join(", ")
+        );
+    }
+
     line(w, "## Allowed flows\n");
     line(w, "```mermaid");
     mermaid(w, g);

@@ -167,19 +167,23 @@ fn audit_prints_openreports_that_validate_against_the_crds() {
         [
             "default-deny-ingress pass Namespace/floe-jobs",
             "default-deny-egress pass Namespace/floe-jobs",
+            "pss-labels pass Namespace/floe-jobs",
             "pod-security-level fail Pod/bad-job",
         ]
     );
-    let pod = &jobs["results"][2];
+    let pod = &jobs["results"][3];
     assert_eq!(pod["resources"][0]["namespace"], "floe-jobs");
     assert!(
         pod["message"].as_str().unwrap().contains("privileged"),
         "{pod:#}"
     );
-    // An unmanaged namespace is reported for its violating pods only.
+    // An unmanaged namespace is reported for its labels and violating pods.
     assert_eq!(
         results(by_namespace(&reports, "team")),
-        ["pod-security-level fail Pod/debug",]
+        [
+            "pss-labels pass Namespace/team",
+            "pod-security-level fail Pod/debug",
+        ]
     );
     let cluster = reports.last().unwrap();
     assert_eq!(
@@ -280,9 +284,11 @@ fn apply_reports_writes_them_to_the_cluster_and_replaces_them_each_run() {
             .expect("cluster report"),
     );
 
-    // Fixed: the pods are gone. floe-jobs' results are replaced, team's report removed.
+    // Fixed: the pod is gone and team deleted. floe-jobs' results are
+    // replaced, team's report removed.
     f.remove("Pod", Some("floe-jobs"), "bad-job");
     f.remove("Pod", Some("team"), "debug");
+    f.remove("Namespace", None, "team");
     let again = floe_guard(f.kubeconfig(), &["network", "audit", "--apply-reports"]);
     assert!(
         stderr(&again).contains("removed stale: team/floe-guard-audit"),
@@ -297,6 +303,7 @@ fn apply_reports_writes_them_to_the_cluster_and_replaces_them_each_run() {
         [
             "default-deny-ingress pass Namespace/floe-jobs",
             "default-deny-egress pass Namespace/floe-jobs",
+            "pss-labels pass Namespace/floe-jobs",
             "pod-security-level pass Namespace/floe-jobs",
         ]
     );

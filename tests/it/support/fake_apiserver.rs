@@ -99,7 +99,27 @@ const KINDS: &[Kind] = &[
         version: "v1alpha2",
         kind: "ClusterPolicyReport",
     },
+    Kind {
+        plural: "events",
+        group: "events.k8s.io",
+        version: "v1",
+        kind: "Event",
+    },
 ];
+
+/// The 404 a real API server answers for a path it does not serve (an API
+/// group version, or a resource, absent from this Kubernetes version), as
+/// recorded from kube-apiserver.
+const NOT_SERVED: &str = r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"the server could not find the requested resource","reason":"NotFound","details":{},"code":404}"#;
+
+fn not_served() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        [("content-type", "application/json")],
+        NOT_SERVED,
+    )
+        .into_response()
+}
 
 impl Kind {
     fn api_version(&self) -> String {
@@ -153,6 +173,8 @@ pub struct Fault {
 
 #[derive(Default)]
 struct State {
+    /// The Kubernetes minor version served (ServiceCIDR from 33 on).
+    minor: u32,
     objects: BTreeMap<Key, Stored>,
     rv: u64,
     uid: u64,
@@ -800,6 +822,115 @@ impl State {
         ok(if created { 201 } else { 200 }, &self.render(t.kind, &out))
     }
 
+    /// Whether this version serves the kind.
+    fn served(&self, kind: &Kind) -> bool {
+        kind.kind != "ServiceCIDR" || self.minor >= 33
+    }
+
+    /// `/apis` and `/apis/{group}/{version}` (legacy, non-aggregated
+    /// discovery), shaped as kube-apiserver answers them.
+    fn discovery(&self, path: &str) -> Option<Response> {
+        let served: Vec<&Kind> = KINDS
+            .iter()
+            .filter(|k| !k.group.is_empty() && self.served(k))
+            .collect();
+        if path == "/apis" {
+            let mut groups: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+            for k in &served {
+                groups.entry(k.group).or_default().push(k.version);
+            }
+            let groups: Vec<Value> = groups
+                .into_iter()
+                .map(|(g, v)| {
+                    let gv = format!("{g}/{}", v[0]);
+                    json!({"name": g, "versions": [{"groupVersion": gv, "version": v[0]}],
+                           "preferredVersion": {"groupVersion": gv, "version": v[0]}})
+                })
+                .collect();
+            return Some(ok(
+                200,
+                &json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}),
+            ));
+        }
+        let gv = path.strip_prefix("/apis/")?.trim_end_matches('/');
+        if gv.matches('/').count() != 1 {
+            return None;
+        }
+        let resources: Vec<Value> = served
+            .iter()
+            .filter(|k| k.api_version() == gv)
+            .map(|k| {
+                json!({"name": k.plural, "singularName": "", "namespaced": !matches!(k.kind, "ServiceCIDR"),
+                       "kind": k.kind, "verbs": ["create", "delete", "get", "list", "patch", "update", "watch"]})
+            })
+            .collect();
+        Some(if resources.is_empty() {
+            not_served()
+        } else {
+            ok(
+                200,
+                &json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}),
+            )
+        })
+    }
+
+    /// POST: creates an object (`generateName` honoured), as `kubectl
+    /// create` or an Event recorder does.
+    fn create(&mut self, t: &Target, body: &[u8]) -> Response {
+        let Ok(mut obj) = serde_json::from_slice::<Value>(body) else {
+            return status(400, "BadRequest", "invalid JSON body".into(), None);
+        };
+        if let Some(r) = self.namespace_missing(t) {
+            return r;
+        }
+        let name = match obj.pointer("/metadata/name").and_then(Value::as_str) {
+            Some(n) => n.to_string(),
+            None => {
+                let Some(prefix) = obj
+                    .pointer("/metadata/generateName")
+                    .and_then(Value::as_str)
+                else {
+                    return status(
+                        422,
+                        "Invalid",
+                        format!(
+                            "{} \"\" is invalid: metadata.name: Required value: name or generateName is required",
+                            t.kind.kind
+                        ),
+                        None,
+                    );
+                };
+                self.uid += 1;
+                format!("{prefix}{:05x}", self.uid)
+            }
+        };
+        let key = Self::key(t, &name);
+        if self.objects.contains_key(&key) {
+            return status(
+                409,
+                "AlreadyExists",
+                format!("{} \"{name}\" already exists", t.kind.qualified()),
+                Some(json!({"name": name, "group": t.kind.group, "kind": t.kind.plural})),
+            );
+        }
+        obj["apiVersion"] = json!(t.kind.api_version());
+        obj["kind"] = json!(t.kind.kind);
+        obj["metadata"]["name"] = json!(name);
+        if let Some(ns) = &t.namespace {
+            obj["metadata"]["namespace"] = json!(ns);
+        }
+        let rv = self.next_rv();
+        obj["metadata"]["resourceVersion"] = json!(rv);
+        self.objects.insert(
+            key,
+            Stored {
+                obj: obj.clone(),
+                owners: BTreeMap::new(),
+            },
+        );
+        ok(201, &obj)
+    }
+
     fn delete(&mut self, t: &Target, name: &str, q: &BTreeMap<String, String>) -> Response {
         let key = Self::key(t, name);
         let dry = q.get("dryRun").is_some_and(|d| d == "All");
@@ -888,17 +1019,17 @@ impl State {
             "{method} {path}{}",
             uri.query().map(|q| format!("?{q}")).unwrap_or_default()
         ));
-        let target = parse_path(&path);
+        let target = parse_path(&path).filter(|t| self.served(t.kind));
         if let Some(r) = self.fault(&method, target.as_ref(), &path) {
             return r;
         }
+        if method == Method::GET
+            && let Some(r) = self.discovery(&path)
+        {
+            return r;
+        }
         let Some(t) = target else {
-            return status(
-                404,
-                "NotFound",
-                "the server could not find the requested resource".into(),
-                None,
-            );
+            return not_served();
         };
         let q = query(&uri);
         if let Some(rbac) = &self.rbac {
@@ -947,6 +1078,7 @@ impl State {
                 self.apply(&t, &name, &q, &body)
             }
             (Method::DELETE, Some(name)) => self.delete(&t, &name, &q),
+            (Method::POST, None) => self.create(&t, &body),
             (m, _) => status(
                 405,
                 "MethodNotAllowed",
@@ -963,6 +1095,7 @@ impl FakeApiServer {
     pub fn start() -> Self {
         let state = Arc::new(Mutex::new(State {
             rv: 1000,
+            minor: 37,
             ..Default::default()
         }));
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
@@ -1097,6 +1230,11 @@ impl FakeApiServer {
             account: (namespace.into(), name.into()),
             objects,
         });
+    }
+
+    /// Serves the API of Kubernetes 1.`minor` (before 33: no ServiceCIDR).
+    pub fn serve_minor(&self, minor: u32) {
+        self.state.lock().expect("state").minor = minor;
     }
 
     /// Injects a failure.

@@ -1,20 +1,22 @@
 //! What `bootstrap` applies and prunes, how it names the result of each
-//! apply, and the cluster facts it discovers: pure decisions.
+//! apply, the cluster facts it discovers ([`facts`]) and its result table
+//! ([`report`]): pure decisions.
+
+pub mod facts;
+pub mod report;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use ipnet::IpNet;
-use k8s_openapi::api::core::v1::{Namespace, Node};
-use k8s_openapi::api::discovery::v1::EndpointSlice;
-use k8s_openapi::api::networking::v1::{NetworkPolicy, ServiceCIDR};
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::config::{ApiServer, Cidr, Config, FLOE, MANAGED_BY_LABEL, PART_OF_LABEL, Port};
+use crate::config::{Config, FLOE, MANAGED_BY_LABEL, PART_OF_LABEL};
 use crate::namespace::PSS_LABEL_PREFIX;
-use crate::network::{ClusterFacts, Generated};
+use crate::network::Generated;
 use crate::pss::Level;
 
 /// Label selector of every object floe generates.
@@ -55,82 +57,6 @@ pub fn desired_namespaces(cfg: &Config) -> Vec<Namespace> {
             ..Default::default()
         })
         .collect()
-}
-
-/// The API server endpoints from the `default/kubernetes` EndpointSlices:
-/// every ready address (as a /32 or /128) and every port. `None` when the
-/// slices name no address or no port.
-pub fn api_server_from(slices: &[EndpointSlice]) -> Option<ApiServer> {
-    let mut cidrs = BTreeSet::new();
-    let mut ports = BTreeSet::new();
-    for s in slices {
-        for e in s.endpoints.iter().flatten() {
-            if e.conditions.as_ref().and_then(|c| c.ready) == Some(false) {
-                continue;
-            }
-            for a in &e.addresses {
-                if let Ok(ip) = a.parse::<std::net::IpAddr>() {
-                    cidrs.insert(IpNet::from(ip));
-                }
-            }
-        }
-        for p in s.ports.iter().flatten() {
-            if let Some(port) = p.port.and_then(|p| u16::try_from(p).ok()) {
-                ports.insert(port);
-            }
-        }
-    }
-    (!cidrs.is_empty() && !ports.is_empty()).then(|| ApiServer {
-        cidrs: cidrs.into_iter().map(Cidr).collect(),
-        ports: ports.into_iter().map(Port).collect(),
-    })
-}
-
-/// The pod CIDRs (every node's `spec.podCIDRs`, else `spec.podCIDR`) and the
-/// service CIDRs (the `ServiceCIDR` objects). `None` when no node has a pod
-/// CIDR: excluding only the service range would give false assurance.
-pub fn cluster_cidrs_from(nodes: &[Node], service_cidrs: &[ServiceCIDR]) -> Option<Vec<Cidr>> {
-    let mut pods = BTreeSet::new();
-    for n in nodes {
-        let spec = n.spec.as_ref();
-        let cidrs = spec.and_then(|s| s.pod_cidrs.clone()).unwrap_or_default();
-        let cidrs = if cidrs.is_empty() {
-            spec.and_then(|s| s.pod_cidr.clone()).into_iter().collect()
-        } else {
-            cidrs
-        };
-        pods.extend(cidrs.iter().filter_map(|c| c.parse::<IpNet>().ok()));
-    }
-    if pods.is_empty() {
-        return None;
-    }
-    let services = service_cidrs
-        .iter()
-        .flat_map(|s| s.spec.iter().flat_map(|s| s.cidrs.iter().flatten()))
-        .filter_map(|c| c.parse::<IpNet>().ok());
-    let all: BTreeSet<IpNet> = pods
-        .into_iter()
-        .chain(services)
-        .map(|n| n.trunc())
-        .collect();
-    Some(
-        IpNet::aggregate(&all.into_iter().collect())
-            .into_iter()
-            .map(Cidr)
-            .collect(),
-    )
-}
-
-/// The facts bootstrap discovered, for the values the config leaves out.
-pub fn facts(
-    slices: &[EndpointSlice],
-    nodes: &[Node],
-    service_cidrs: &[ServiceCIDR],
-) -> ClusterFacts {
-    ClusterFacts {
-        cluster_cidrs: cluster_cidrs_from(nodes, service_cidrs),
-        api_server: api_server_from(slices),
-    }
 }
 
 /// What happened to one object.
@@ -220,9 +146,6 @@ pub fn is_floe_managed(meta: &ObjectMeta) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::api::core::v1::NodeSpec;
-    use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointPort};
-    use k8s_openapi::api::networking::v1::ServiceCIDRSpec;
     use serde_json::json;
 
     #[test]
@@ -250,63 +173,6 @@ mod tests {
         let platform = ns[0].metadata.labels.as_ref().unwrap();
         assert_eq!(platform["pod-security.kubernetes.io/enforce"], "baseline");
         assert_eq!(platform["pod-security.kubernetes.io/warn"], "restricted");
-    }
-
-    #[test]
-    fn api_server_comes_from_ready_endpoints() {
-        let slice = EndpointSlice {
-            address_type: "IPv4".into(),
-            endpoints: Some(vec![
-                Endpoint {
-                    addresses: vec!["172.18.0.2".into()],
-                    ..Default::default()
-                },
-                Endpoint {
-                    addresses: vec!["172.18.0.9".into()],
-                    conditions: Some(EndpointConditions {
-                        ready: Some(false),
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                },
-            ]),
-            ports: Some(vec![EndpointPort {
-                port: Some(6443),
-                ..Default::default()
-            }]),
-            ..Default::default()
-        };
-        let api = api_server_from(&[slice]).unwrap();
-        assert_eq!(api.cidrs, vec![Cidr("172.18.0.2/32".parse().unwrap())]);
-        assert_eq!(api.ports, vec![Port(6443)]);
-        assert_eq!(api_server_from(&[]), None);
-    }
-
-    #[test]
-    fn cluster_cidrs_aggregate_node_pod_ranges_and_service_range() {
-        let node = |c: &str| Node {
-            spec: Some(NodeSpec {
-                pod_cidr: Some(c.into()),
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
-        let svc = ServiceCIDR {
-            spec: Some(ServiceCIDRSpec {
-                cidrs: Some(vec!["10.96.0.0/12".into()]),
-            }),
-            ..Default::default()
-        };
-        let got = cluster_cidrs_from(
-            &[node("10.244.0.0/24"), node("10.244.1.0/24")],
-            std::slice::from_ref(&svc),
-        );
-        let want: Vec<Cidr> = ["10.96.0.0/12", "10.244.0.0/23"]
-            .iter()
-            .map(|c| Cidr(c.parse().unwrap()))
-            .collect();
-        assert_eq!(got, Some(want));
-        assert_eq!(cluster_cidrs_from(&[Node::default()], &[svc]), None);
     }
 
     #[test]
