@@ -9,14 +9,13 @@
 //!   every allow-with-patch applies to the request object as sent; the patched
 //!   pod passes its namespace's PSS level or the review is denied; hardening is
 //!   idempotent (the patched pod gets no patch);
-//! - the namespace validator never allows a managed namespace whose PSS labels
-//!   are missing, invalid or weaker than configured.
+//!
+//! The namespace properties are in `prop_namespace`, the re-invocation and
+//! ephemeral-container properties in `prop_reinvocation`.
 //!
 //! `cargo test` runs a bounded number of cases (see `CASES`); set
 //! `PROPTEST_CASES=100000` to run longer (docs/hostile-input.md), and use the
 //! cargo-fuzz targets in `fuzz/` for coverage-guided fuzzing.
-
-use std::collections::BTreeMap;
 
 use base64::Engine as _;
 use floe_guard::admission::{self, Endpoint};
@@ -28,9 +27,9 @@ use proptest::test_runner::Config as ProptestConfig;
 use serde_json::{Value, json};
 
 /// Cases per property in `cargo test` (overridden by `PROPTEST_CASES`).
-const CASES: u32 = 192;
+pub(crate) const CASES: u32 = 192;
 
-fn cases(n: u32) -> ProptestConfig {
+pub(crate) fn cases(n: u32) -> ProptestConfig {
     let n = std::env::var("PROPTEST_CASES")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -42,7 +41,7 @@ fn cases(n: u32) -> ProptestConfig {
     }
 }
 
-const UID: &str = "0b4c3e55-1e8f-4a53-9c55-6c1d5b9f0e01";
+pub(crate) const UID: &str = "0b4c3e55-1e8f-4a53-9c55-6c1d5b9f0e01";
 
 /// The namespaces a pod may be created in: job namespaces, the platform, and
 /// unmanaged ones.
@@ -56,7 +55,7 @@ const NAMESPACES: [&str; 5] = [
 
 /// The configurations under test: defaults, override mode, all-pods scope,
 /// and an exemption.
-fn configs() -> Vec<Config> {
+pub(crate) fn configs() -> Vec<Config> {
     let base = Config {
         domains: vec!["sales".into()],
         ..Config::default()
@@ -88,7 +87,7 @@ fn review(operation: &str, namespace: &str, username: &str, object: &Value) -> V
 }
 
 /// Calls the hot path; asserts the answer is a v1 AdmissionReview with our uid.
-fn call(endpoint: Endpoint, body: &[u8], cfg: &Config) -> Option<Value> {
+pub(crate) fn call(endpoint: Endpoint, body: &[u8], cfg: &Config) -> Option<Value> {
     let reviewed = admission::review(endpoint, body, cfg).ok()?;
     let out: Value = serde_json::from_slice(&reviewed.body).expect("the answer is JSON");
     assert_eq!(out["apiVersion"], "admission.k8s.io/v1");
@@ -116,7 +115,7 @@ fn patch_of(out: &Value) -> Option<json_patch::Patch> {
 
 // ---------------------------------------------------------------- generators
 
-fn opt<T: std::fmt::Debug + Clone + 'static>(
+pub(crate) fn opt<T: std::fmt::Debug + Clone + 'static>(
     s: impl Strategy<Value = T> + 'static,
 ) -> BoxedStrategy<Option<T>> {
     prop_oneof![2 => Just(None), 3 => s.prop_map(Some)].boxed()
@@ -527,137 +526,6 @@ proptest! {
 }
 
 // ---------------------------------------------------------------- namespaces
-
-/// The labels a managed namespace must carry, independently of
-/// `floe_guard::namespace`: enforce/audit/warn present with a valid level,
-/// enforce at least `required`, every `-version` label `latest` or `v1.N`.
-fn labels_sufficient(labels: &BTreeMap<String, String>, required: Level) -> bool {
-    let level = |v: &str| match v {
-        "privileged" => Some(Level::Privileged),
-        "baseline" => Some(Level::Baseline),
-        "restricted" => Some(Level::Restricted),
-        _ => None,
-    };
-    let version_ok = |v: &str| {
-        v == "latest"
-            || v.strip_prefix("v1.").is_some_and(|n| {
-                !n.is_empty()
-                    && n.bytes().all(|b| b.is_ascii_digit())
-                    && (n == "0" || !n.starts_with('0'))
-            })
-    };
-    ["enforce", "audit", "warn"].iter().all(|mode| {
-        let key = format!("pod-security.kubernetes.io/{mode}");
-        let Some(l) = labels.get(&key).and_then(|v| level(v)) else {
-            return false;
-        };
-        (*mode != "enforce" || l >= required)
-            && labels
-                .get(&format!("{key}-version"))
-                .is_none_or(|v| version_ok(v))
-    })
-}
-
-fn ns_labels() -> impl Strategy<Value = BTreeMap<String, String>> {
-    let value = prop_oneof![
-        Just("privileged".to_string()),
-        Just("baseline".to_string()),
-        Just("restricted".to_string()),
-        Just("Restricted".to_string()),
-        Just("".to_string()),
-        "[a-z]{0,6}",
-    ];
-    let version = prop_oneof![
-        Just("latest".to_string()),
-        Just("v1.37".to_string()),
-        Just("v1.0".to_string()),
-        Just("v1.037".to_string()),
-        Just("v2.1".to_string()),
-        Just("v1.".to_string()),
-    ];
-    let mode = || opt(value.clone());
-    (
-        (mode(), mode(), mode()),
-        (opt(version.clone()), opt(version.clone()), opt(version)),
-        opt(Just("floe".to_string())),
-    )
-        .prop_map(|((e, a, w), (ev, av, wv), part_of)| {
-            let mut labels = BTreeMap::new();
-            let p = "pod-security.kubernetes.io";
-            for (k, v) in [
-                (format!("{p}/enforce"), e),
-                (format!("{p}/audit"), a),
-                (format!("{p}/warn"), w),
-                (format!("{p}/enforce-version"), ev),
-                (format!("{p}/audit-version"), av),
-                (format!("{p}/warn-version"), wv),
-                ("app.kubernetes.io/part-of".to_string(), part_of),
-            ] {
-                if let Some(v) = v {
-                    labels.insert(k, v);
-                }
-            }
-            labels
-        })
-}
-
-proptest! {
-    #![proptest_config(cases(CASES * 2))]
-
-    /// The validating webhook allows a managed namespace only with sufficient
-    /// labels, on CREATE and UPDATE, whatever the old object had.
-    #[test]
-    fn managed_namespaces_need_sufficient_labels(
-        name in prop::sample::select(&["floe-jobs", "floe-platform", "floe-sales-domain",
-            "floe-other-domain", "team-a"][..]),
-        labels in ns_labels(),
-        old_labels in ns_labels(),
-        operation in prop_oneof![Just("CREATE"), Just("UPDATE")],
-        levels in (0..3usize, 0..3usize, 0..3usize),
-    ) {
-        let all = [Level::Privileged, Level::Baseline, Level::Restricted];
-        let mut cfg = configs()[0].clone();
-        cfg.security.pod_security.jobs_level = all[levels.0];
-        cfg.security.pod_security.platform_level = all[levels.1];
-        cfg.security.pod_security.domain_level = all[levels.2];
-        let ns = |labels: &BTreeMap<String, String>| {
-            let mut l = labels.clone();
-            l.insert("kubernetes.io/metadata.name".into(), name.to_string());
-            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": l}})
-        };
-        let doc = json!({
-            "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
-            "request": {
-                "uid": UID, "kind": {"group": "", "version": "v1", "kind": "Namespace"},
-                "resource": {"group": "", "version": "v1", "resource": "namespaces"},
-                "name": name, "operation": operation,
-                "userInfo": {"username": "alice"},
-                "object": ns(&labels),
-                "oldObject": if operation == "UPDATE" { ns(&old_labels) } else { Value::Null },
-            }
-        });
-        let out = call(Endpoint::Validate, &serde_json::to_vec(&doc).unwrap(), &cfg).unwrap();
-        let allowed = out["response"]["allowed"].as_bool().unwrap();
-        prop_assert!(out["response"].get("patch").is_none());
-        let ps = &cfg.security.pod_security;
-        let required = cfg.level_of(name).or_else(|| {
-            (labels.get("app.kubernetes.io/part-of").map(String::as_str) == Some("floe"))
-                .then(|| ps.platform_level.min(ps.jobs_level).min(ps.domain_level))
-        });
-        match required {
-            Some(level) => prop_assert_eq!(
-                allowed,
-                labels_sufficient(&labels, level),
-                "{} {:?}: {}", name, labels, out["response"]
-            ),
-            None => prop_assert!(allowed, "unmanaged namespace denied: {}", out["response"]),
-        }
-        if !allowed {
-            let msg = out["response"]["status"]["message"].as_str().unwrap();
-            prop_assert!(msg.contains(&format!("kubectl label namespace {name} --overwrite")), "{}", msg);
-        }
-    }
-}
 
 /// Deep nesting never overflows the stack: the lean schema rejects a nested
 /// value at its first level, and skipped values (unknown keys, fields the
