@@ -751,6 +751,16 @@ security:
                 "out of range",
             ),
             (
+                "security:\n  pod_security:\n    min_version: \"1.30\"\n",
+                "security.pod_security.min_version",
+                "expected v1.N",
+            ),
+            (
+                "security:\n  pod_security:\n    writable_paths: [/tmp, /tmp-2]\n",
+                "security.pod_security.writable_paths[1]",
+                "could both get the volume name floe-writable-tmp-2",
+            ),
+            (
                 "security:\n  pod_security:\n    colour: blue\n",
                 "security.pod_security.colour",
                 "unknown field `colour`",

@@ -252,6 +252,96 @@ mod tests {
     }
 
     #[test]
+    fn weaker_audit_and_warn_are_denied_each_named_with_the_fix() {
+        let cfg = Config::default();
+        let mut l = full("restricted");
+        l.insert(
+            "pod-security.kubernetes.io/audit".into(),
+            "privileged".into(),
+        );
+        l.insert(
+            "pod-security.kubernetes.io/warn".into(),
+            "privileged".into(),
+        );
+        let NamespaceVerdict::Invalid { problems, fix } = validate("floe-jobs", &l, &cfg) else {
+            panic!("audit/warn privileged accepted")
+        };
+        assert_eq!(
+            problems,
+            [
+                "pod-security.kubernetes.io/audit=privileged is weaker than the configured restricted",
+                "pod-security.kubernetes.io/warn=privileged is weaker than the configured restricted"
+            ]
+        );
+        assert_eq!(
+            fix,
+            "kubectl label namespace floe-jobs --overwrite pod-security.kubernetes.io/audit=restricted \
+             pod-security.kubernetes.io/warn=restricted"
+        );
+        // The platform's configured level is baseline: audit/warn baseline is enough.
+        let mut p = full("baseline");
+        p.insert("pod-security.kubernetes.io/audit".into(), "baseline".into());
+        assert!(validate("floe-platform", &p, &cfg).allowed());
+    }
+
+    #[test]
+    fn an_update_is_held_to_the_stricter_of_the_old_and_new_management() {
+        let cfg = Config::default();
+        let mut old = full("restricted");
+        old.insert(PART_OF_LABEL.into(), FLOE.into());
+        let weakened = labels(&[("pod-security.kubernetes.io/enforce", "privileged")]);
+        let v = validate_change("team-a", &weakened, Some(&old), &cfg);
+        assert!(
+            !v.allowed(),
+            "dropping part-of while weakening was accepted"
+        );
+        assert!(v.message("team-a").contains("enforce=privileged is weaker"));
+        // Leaving management with sufficient labels, or a namespace never managed, is fine.
+        assert!(validate_change("team-a", &full("baseline"), Some(&old), &cfg).allowed());
+        assert_eq!(
+            validate_change("team-a", &weakened, Some(&weakened), &cfg),
+            NamespaceVerdict::Unmanaged
+        );
+        // Joining management is judged on the new labels.
+        let mut joined = weakened.clone();
+        joined.insert(PART_OF_LABEL.into(), FLOE.into());
+        assert!(!validate_change("team-a", &joined, Some(&weakened), &cfg).allowed());
+    }
+
+    #[test]
+    fn version_labels_must_be_latest_unless_a_minimum_is_configured() {
+        let mut cfg = Config::default();
+        let with = |k: &str, v: &str| {
+            let mut l = full("restricted");
+            l.insert(format!("pod-security.kubernetes.io/{k}"), v.into());
+            l
+        };
+        assert!(validate("floe-jobs", &with("enforce-version", "latest"), &cfg).allowed());
+        let v = validate("floe-jobs", &with("enforce-version", "v1.24"), &cfg);
+        let NamespaceVerdict::Invalid { problems, fix } = &v else {
+            panic!("a pinned version was accepted")
+        };
+        assert_eq!(
+            problems,
+            &[
+                "pod-security.kubernetes.io/enforce-version=v1.24 pins an older policy; floe requires latest"
+            ]
+        );
+        assert!(
+            fix.ends_with(" pod-security.kubernetes.io/enforce-version=latest"),
+            "{fix}"
+        );
+        cfg.security.pod_security.min_version = Some(MinVersion(30));
+        assert!(validate("floe-jobs", &with("audit-version", "v1.30"), &cfg).allowed());
+        assert!(validate("floe-jobs", &with("audit-version", "v1.37"), &cfg).allowed());
+        let v = validate("floe-jobs", &with("warn-version", "v1.29"), &cfg);
+        assert!(
+            v.message("floe-jobs")
+                .contains("warn-version=v1.29 is older than the configured minimum v1.30")
+        );
+    }
+
+    #[test]
     fn versions_latest_and_v1_n_are_valid() {
         assert_eq!(parse_version("latest"), Some(Version::Latest));
         assert_eq!(parse_version("v1.37"), Some(Version::Minor(37)));

@@ -3,7 +3,7 @@ use super::*;
 use crate::config::{AbsolutePath, OnInsecure};
 use serde_json::{Value, json};
 
-fn job_pod(spec: Value) -> Value {
+pub(super) fn job_pod(spec: Value) -> Value {
     json!({
         "apiVersion": "v1", "kind": "Pod",
         "metadata": {"generateName": "j-", "ownerReferences": [{
@@ -13,7 +13,7 @@ fn job_pod(spec: Value) -> Value {
     })
 }
 
-const REQ: PodRequest<'static> = PodRequest {
+pub(super) const REQ: PodRequest<'static> = PodRequest {
     namespace: "floe-jobs",
     operation: Operation::Create,
     username: "system:serviceaccount:kube-system:job-controller",
@@ -41,6 +41,23 @@ fn allowed(
             (out, ops, warnings, audit)
         }
         d => panic!("expected allow, got {d:?}"),
+    }
+}
+
+/// The pod after hardening (the patch applied to the JSON), or the reasons
+/// of the denial.
+pub(super) fn hardened(
+    object: &Value,
+    req: &PodRequest,
+    cfg: &Config,
+) -> Result<Value, Vec<String>> {
+    match run(object, req, cfg) {
+        Decision::Allow { patch, .. } => {
+            let mut out = object.clone();
+            json_patch::patch(&mut out, &patch.operations()).expect("patch applies");
+            Ok(out)
+        }
+        Decision::Deny { reasons } => Err(reasons),
     }
 }
 
@@ -390,4 +407,114 @@ fn volume_names_are_valid_dns_labels() {
     let name = writable::base_name(&long);
     assert!(crate::config::is_dns_label(&name), "{name}");
     assert_eq!(writable::base_name("/home/floe"), "floe-writable-home-floe");
+}
+
+/// A pod as `kubectl debug` leaves it: the job pod (hardened at creation)
+/// with one more ephemeral container.
+fn debugged(debug: Value) -> (Value, Value) {
+    let pod = job_pod(json!({"containers": [{"name": "main", "image": "x"}],
+        "ephemeralContainers": [{"name": "old", "image": "x",
+            "securityContext": {"privileged": true}}]}));
+    let old = hardened(&pod, &REQ, &no_writable()).unwrap_err();
+    assert!(!old.is_empty(), "the old ephemeral container is insecure");
+    // The old pod as stored (floe-guard was not there when it was created).
+    let mut new = pod.clone();
+    new["spec"]["ephemeralContainers"]
+        .as_array_mut()
+        .unwrap()
+        .push(debug);
+    (pod, new)
+}
+
+fn debug_req(existing: &[String]) -> PodRequest<'_> {
+    PodRequest {
+        operation: Operation::AddEphemeral { existing },
+        username: "alice",
+        ..REQ
+    }
+}
+
+#[test]
+fn only_new_ephemeral_containers_are_hardened_with_what_the_pod_level_lacks() {
+    let (_, new) = debugged(json!({"name": "debugger", "image": "busybox"}));
+    let existing = ["old".to_string()];
+    let out = hardened(&new, &debug_req(&existing), &Config::default()).unwrap();
+    assert_eq!(
+        out["spec"]["ephemeralContainers"][1]["securityContext"],
+        json!({"allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]},
+            "readOnlyRootFilesystem": true, "runAsNonRoot": true, "runAsUser": 1000,
+            "runAsGroup": 1000, "seccompProfile": {"type": "RuntimeDefault"}})
+    );
+    // Nothing else changes: not the pod level, the old container or the volumes.
+    let mut rest = out.clone();
+    rest["spec"]["ephemeralContainers"][1] = new["spec"]["ephemeralContainers"][1].clone();
+    assert_eq!(rest, new);
+}
+
+#[test]
+fn a_new_ephemeral_container_of_a_hardened_pod_gets_only_container_fields() {
+    let pod = hardened(
+        &job_pod(json!({"containers": [{"name": "main", "image": "x"}]})),
+        &REQ,
+        &Config::default(),
+    )
+    .unwrap();
+    let mut new = pod.clone();
+    new["spec"]["ephemeralContainers"] = json!([{"name": "debugger", "image": "busybox"}]);
+    let out = hardened(&new, &debug_req(&[]), &Config::default()).unwrap();
+    assert_eq!(
+        out["spec"]["ephemeralContainers"][0]["securityContext"],
+        json!({"allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]},
+            "readOnlyRootFilesystem": true})
+    );
+    assert!(
+        out["spec"]["ephemeralContainers"][0]
+            .get("volumeMounts")
+            .is_none()
+    );
+}
+
+#[test]
+fn an_insecure_new_ephemeral_container_is_denied_naming_it_or_overridden() {
+    let (_, new) = debugged(json!({"name": "debugger", "image": "busybox",
+        "securityContext": {"privileged": true, "capabilities": {"add": ["SYS_PTRACE"]}}}));
+    let existing = ["old".to_string()];
+    let r = hardened(&new, &debug_req(&existing), &Config::default()).unwrap_err();
+    let all = r.join("\n");
+    assert!(
+        all.contains(
+            "container \"debugger\": spec.ephemeralContainers[1].securityContext.privileged is true"
+        ),
+        "{all}"
+    );
+    assert!(all.contains("SYS_PTRACE"), "{all}");
+    // The old container is not this request's doing.
+    assert!(!all.contains("\"old\""), "{all}");
+    let mut cfg = Config::default();
+    cfg.security.pod_security.on_insecure = OnInsecure::Override;
+    let out = hardened(&new, &debug_req(&existing), &cfg).unwrap();
+    let sc = &out["spec"]["ephemeralContainers"][1]["securityContext"];
+    assert_eq!(sc["privileged"], false);
+    assert_eq!(sc["capabilities"]["add"], json!([]));
+}
+
+#[test]
+fn an_ephemeral_update_without_a_new_container_is_untouched() {
+    let (pod, _) = debugged(json!({"name": "unused", "image": "x"}));
+    let existing = ["old".to_string()];
+    assert_eq!(
+        run(&pod, &debug_req(&existing), &Config::default()),
+        Decision::untouched()
+    );
+}
+
+#[test]
+fn a_new_ephemeral_container_is_held_to_the_pods_level() {
+    // A pod-level value the subresource cannot change denies the debug container.
+    let pod = job_pod(
+        json!({"hostNetwork": true, "containers": [{"name": "main", "image": "x"}],
+        "ephemeralContainers": [{"name": "debugger", "image": "busybox"}]}),
+    );
+    let r = hardened(&pod, &debug_req(&[]), &Config::default()).unwrap_err();
+    assert!(r.iter().any(|m| m.contains("spec.hostNetwork")), "{r:?}");
 }

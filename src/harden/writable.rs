@@ -260,6 +260,129 @@ fn quantity(q: &str) -> Option<(u128, u32)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Config;
+    use crate::harden::tests::{REQ, hardened, job_pod};
+    use serde_json::{Value, json};
+
+    fn add_container(pod: &Value, list: &str, c: Value) -> Value {
+        let mut pod = pod.clone();
+        match pod["spec"][list].as_array_mut() {
+            Some(l) => l.push(c),
+            None => pod["spec"][list] = json!([c]),
+        }
+        pod
+    }
+
+    fn names(pod: &Value) -> Vec<&str> {
+        pod["spec"]["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["name"].as_str().unwrap())
+            .collect()
+    }
+
+    /// Hardening, adding `c`, hardening again equals adding `c` and hardening once.
+    fn converges(pod: &Value, list: &str, c: Value) -> Value {
+        let cfg = Config::default();
+        let twice = hardened(
+            &add_container(&hardened(pod, &REQ, &cfg).unwrap(), list, c.clone()),
+            &REQ,
+            &cfg,
+        )
+        .unwrap();
+        let once = hardened(&add_container(pod, list, c), &REQ, &cfg).unwrap();
+        assert_eq!(twice, once);
+        once
+    }
+
+    #[test]
+    fn a_sidecar_added_after_hardening_mounts_the_existing_writable_volumes() {
+        let pod = job_pod(json!({"containers": [{"name": "main", "image": "x"}]}));
+        let out = converges(
+            &pod,
+            "containers",
+            json!({"name": "sidecar", "image": "busybox"}),
+        );
+        assert_eq!(
+            names(&out),
+            ["floe-writable-tmp", "floe-writable-home-floe"]
+        );
+        assert_eq!(
+            out["spec"]["containers"][1]["volumeMounts"],
+            json!([{"name": "floe-writable-tmp", "mountPath": "/tmp"},
+                {"name": "floe-writable-home-floe", "mountPath": "/home/floe"}])
+        );
+        converges(
+            &pod,
+            "initContainers",
+            json!({"name": "init", "image": "busybox"}),
+        );
+    }
+
+    #[test]
+    fn a_volume_of_a_later_path_keeps_its_place_after_a_new_earlier_one() {
+        // main mounts /tmp itself: only /home/floe is added at first.
+        let pod = job_pod(json!({"containers": [{"name": "main", "image": "x",
+            "volumeMounts": [{"name": "scratch", "mountPath": "/tmp"}]}],
+            "volumes": [{"name": "scratch", "emptyDir": {}}]}));
+        let out = converges(
+            &pod,
+            "containers",
+            json!({"name": "sidecar", "image": "busybox"}),
+        );
+        assert_eq!(
+            names(&out),
+            ["scratch", "floe-writable-tmp", "floe-writable-home-floe"]
+        );
+    }
+
+    #[test]
+    fn a_volume_is_floe_guards_only_with_its_name_and_emptydir_shape() {
+        let user = [
+            json!({"name": "floe-writable-tmp", "configMap": {"name": "c"}}),
+            json!({"name": "floe-writable-tmp", "emptyDir": {"sizeLimit": "1Gi", "medium": "Memory"}}),
+            json!({"name": "floe-writable-tmp", "emptyDir": {}}),
+            json!({"name": "floe-writable-tmp", "emptyDir": {"sizeLimit": "2Gi"}}),
+        ];
+        for v in user {
+            let pod =
+                job_pod(json!({"containers": [{"name": "main", "image": "x"}], "volumes": [v]}));
+            let out = converges(
+                &pod,
+                "containers",
+                json!({"name": "sidecar", "image": "busybox"}),
+            );
+            assert_eq!(
+                names(&out),
+                [
+                    "floe-writable-tmp",
+                    "floe-writable-tmp-2",
+                    "floe-writable-home-floe"
+                ]
+            );
+            assert_eq!(
+                out["spec"]["containers"][1]["volumeMounts"][0]["name"],
+                "floe-writable-tmp-2"
+            );
+        }
+        // The same name and shape (another spelling of the size) is floe-guard's: mounted, not duplicated.
+        let pod = job_pod(json!({"containers": [{"name": "main", "image": "x"}],
+            "volumes": [{"name": "floe-writable-tmp-3", "emptyDir": {"sizeLimit": "1024Mi"}}]}));
+        let out = converges(
+            &pod,
+            "containers",
+            json!({"name": "sidecar", "image": "busybox"}),
+        );
+        assert_eq!(
+            names(&out),
+            ["floe-writable-tmp-3", "floe-writable-home-floe"]
+        );
+        assert_eq!(
+            out["spec"]["containers"][0]["volumeMounts"][0]["name"],
+            "floe-writable-tmp-3"
+        );
+    }
 
     #[test]
     fn quantities_compare_by_amount_not_spelling() {

@@ -28,4 +28,5 @@ mod reliability_hostile;
 mod reliability_manifests;
 mod reliability_security;
 mod server_admission;
+mod server_enforcement;
 mod server_lifecycle;
