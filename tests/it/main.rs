@@ -19,6 +19,7 @@ mod network_merge;
 mod network_semantics;
 mod network_validate;
 mod prop_admission;
+mod prop_guarantees;
 mod prop_namespace;
 mod pss_alloc;
 mod pss_cli;

@@ -69,7 +69,7 @@ pub(crate) fn configs() -> Vec<Config> {
     vec![base, over, all, exempt]
 }
 
-fn review(operation: &str, namespace: &str, username: &str, object: &Value) -> Value {
+pub(crate) fn review(operation: &str, namespace: &str, username: &str, object: &Value) -> Value {
     json!({
         "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
         "request": {
@@ -100,7 +100,7 @@ pub(crate) fn call(endpoint: Endpoint, body: &[u8], cfg: &Config) -> Option<Valu
     Some(out)
 }
 
-fn patch_of(out: &Value) -> Option<json_patch::Patch> {
+pub(crate) fn patch_of(out: &Value) -> Option<json_patch::Patch> {
     let resp = &out["response"];
     let text = resp
         .get("patch")?
@@ -206,7 +206,7 @@ fn mounts() -> impl Strategy<Value = Vec<Value>> {
     )
 }
 
-fn container(prefix: &'static str) -> impl Strategy<Value = Value> {
+pub(crate) fn container(prefix: &'static str) -> impl Strategy<Value = Value> {
     (
         0..1000u32,
         opt(container_sc()),
@@ -277,7 +277,7 @@ fn volumes() -> impl Strategy<Value = Vec<Value>> {
 
 /// A Pod as the API server sends it (managedFields and status included),
 /// with random security-relevant fields.
-fn pod() -> impl Strategy<Value = Value> {
+pub(crate) fn pod() -> impl Strategy<Value = Value> {
     (
         prop::collection::vec(container("c"), 0..4),
         opt(prop::collection::vec(container("init"), 0..3)),
@@ -372,9 +372,64 @@ fn pointers(v: &Value, at: String, out: &mut Vec<String>) {
 
 // ---------------------------------------------------------------- properties
 
+/// The PSS violations of a pod as the API server would store it (full
+/// decoding, plus the volume sources it does not know).
+pub(crate) fn violations(object: &Value, level: Level) -> Vec<pss::Violation> {
+    let pod: Pod = serde_json::from_value(object.clone()).expect("a valid pod");
+    let unknown = admission::unknown_volume_sources(&object["spec"]).unwrap();
+    pss::check_with(&pod.metadata, pod.spec.as_ref().unwrap(), &unknown, level)
+}
+
+/// Whether the pod sets a value floe-guard calls insecure (README "Hardening
+/// semantics"), independently of `floe_guard::harden`.
+pub(crate) fn insecure(object: &Value) -> bool {
+    let spec = &object["spec"];
+    let sc_insecure = |sc: &Value| {
+        sc["runAsNonRoot"] == json!(false)
+            || sc["runAsUser"] == json!(0)
+            || sc["seccompProfile"]["type"] == json!("Unconfined")
+    };
+    let containers = ["containers", "initContainers", "ephemeralContainers"]
+        .iter()
+        .flat_map(|l| spec[*l].as_array().cloned().unwrap_or_default());
+    let host = ["hostNetwork", "hostPID", "hostIPC"]
+        .iter()
+        .any(|k| spec[*k] == json!(true))
+        || spec["volumes"]
+            .as_array()
+            .is_some_and(|v| v.iter().any(|v| v.get("hostPath").is_some()));
+    if spec["os"]["name"] == "windows" {
+        // Only what applies to Windows: Linux-only fields are not judged.
+        let non_root_false = |sc: &Value| sc["runAsNonRoot"] == json!(false);
+        return host
+            || non_root_false(&spec["securityContext"])
+            || containers
+                .into_iter()
+                .any(|c| non_root_false(&c["securityContext"]));
+    }
+    host || sc_insecure(&spec["securityContext"])
+        || spec["volumes"]
+            .as_array()
+            .is_some_and(|v| v.iter().any(|v| v.get("hostPath").is_some()))
+        || containers.into_iter().any(|c| {
+            let sc = &c["securityContext"];
+            sc_insecure(sc)
+                || sc["privileged"] == json!(true)
+                || sc["allowPrivilegeEscalation"] == json!(true)
+                || sc["capabilities"]["add"]
+                    .as_array()
+                    .is_some_and(|a| a.iter().any(|c| c != "NET_BIND_SERVICE"))
+        })
+}
+
 /// The PSS level a pod in `namespace` must pass after hardening, when the
 /// pod is in scope for hardening under `cfg` (CREATE by a non-exempt user).
-fn required_level(cfg: &Config, namespace: &str, pod: &Value, username: &str) -> Option<Level> {
+pub(crate) fn required_level(
+    cfg: &Config,
+    namespace: &str,
+    pod: &Value,
+    username: &str,
+) -> Option<Level> {
     let ps = &cfg.security.pod_security;
     let job = pod["metadata"]["ownerReferences"].is_array();
     let in_scope = cfg.is_job_namespace(namespace)
@@ -398,9 +453,17 @@ fn check_pod_review(
     let patch = patch_of(&out);
     if !allowed {
         prop_assert!(patch.is_none(), "a denial carries no patch");
-        let code = resp["status"]["code"].as_u64();
-        prop_assert!(code == Some(403) || code == Some(400), "{resp}");
+        prop_assert_eq!(resp["status"]["code"].as_u64(), Some(403), "{}", resp);
         prop_assert!(!resp["status"]["message"].as_str().unwrap_or("").is_empty());
+        // Never an over-denial: only a pod in scope that fails its level or
+        // carries an explicit insecure value is denied.
+        let level = required_level(cfg, namespace, object, username);
+        prop_assert!(level.is_some(), "an out-of-scope pod was denied: {}", resp);
+        prop_assert!(
+            !violations(object, level.unwrap()).is_empty() || insecure(object),
+            "a compliant pod without insecure values was denied: {}",
+            resp
+        );
         return Ok(());
     }
     if operation != "CREATE" {
@@ -420,15 +483,21 @@ fn check_pod_review(
     }
     let level = required.unwrap();
     // Fully decoded (not the webhook's lean decoding): what the API server stores.
-    let stored: Pod = serde_json::from_value(patched.clone())
-        .map_err(|e| TestCaseError::fail(format!("patched pod does not decode: {e}")))?;
-    let violations = pss::check(&stored.metadata, stored.spec.as_ref().unwrap(), level);
+    let remaining = violations(&patched, level);
     prop_assert!(
-        violations.is_empty(),
+        remaining.is_empty(),
         "allowed, but the patched pod fails {}: {:?}",
         level,
-        violations
+        remaining
     );
+    // Both ways: an insecure or non-compliant pod is never admitted unchanged.
+    if insecure(object) || !violations(object, level).is_empty() {
+        prop_assert!(
+            patch.is_some(),
+            "a non-compliant pod was admitted unchanged: {}",
+            resp
+        );
+    }
     // Unknown fields of the request object survive (managedFields, status, env).
     prop_assert_eq!(
         &patched["metadata"]["managedFields"],
