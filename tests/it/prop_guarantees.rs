@@ -90,10 +90,10 @@ fn compliant_pod() -> impl Strategy<Value = Value> {
         for list in ["containers", "initContainers", "ephemeralContainers"] {
             for c in spec[list].as_array_mut().into_iter().flatten() {
                 let c = c.as_object_mut().unwrap();
-                if drop[2] {
-                    if let Some(sc) = c.get_mut("securityContext").and_then(Value::as_object_mut) {
-                        sc.remove("readOnlyRootFilesystem");
-                    }
+                if drop[2]
+                    && let Some(sc) = c.get_mut("securityContext").and_then(Value::as_object_mut)
+                {
+                    sc.remove("readOnlyRootFilesystem");
                 }
                 if drop[3] {
                     c.remove("volumeMounts");
