@@ -282,8 +282,10 @@ mod tests {
             .collect()
     }
 
-    /// Hardening, adding `c`, hardening again equals adding `c` and hardening once.
-    fn converges(pod: &Value, list: &str, c: Value) -> Value {
+    /// Hardening, adding a sidecar to `list`, hardening again equals adding
+    /// it and hardening once.
+    fn converges(pod: &Value, list: &str) -> Value {
+        let c = json!({"name": "sidecar", "image": "busybox"});
         let cfg = Config::default();
         let twice = hardened(
             &add_container(&hardened(pod, &REQ, &cfg).unwrap(), list, c.clone()),
@@ -299,11 +301,7 @@ mod tests {
     #[test]
     fn a_sidecar_added_after_hardening_mounts_the_existing_writable_volumes() {
         let pod = job_pod(json!({"containers": [{"name": "main", "image": "x"}]}));
-        let out = converges(
-            &pod,
-            "containers",
-            json!({"name": "sidecar", "image": "busybox"}),
-        );
+        let out = converges(&pod, "containers");
         assert_eq!(
             names(&out),
             ["floe-writable-tmp", "floe-writable-home-floe"]
@@ -313,11 +311,7 @@ mod tests {
             json!([{"name": "floe-writable-tmp", "mountPath": "/tmp"},
                 {"name": "floe-writable-home-floe", "mountPath": "/home/floe"}])
         );
-        converges(
-            &pod,
-            "initContainers",
-            json!({"name": "init", "image": "busybox"}),
-        );
+        converges(&pod, "initContainers");
     }
 
     #[test]
@@ -326,11 +320,7 @@ mod tests {
         let pod = job_pod(json!({"containers": [{"name": "main", "image": "x",
             "volumeMounts": [{"name": "scratch", "mountPath": "/tmp"}]}],
             "volumes": [{"name": "scratch", "emptyDir": {}}]}));
-        let out = converges(
-            &pod,
-            "containers",
-            json!({"name": "sidecar", "image": "busybox"}),
-        );
+        let out = converges(&pod, "containers");
         assert_eq!(
             names(&out),
             ["scratch", "floe-writable-tmp", "floe-writable-home-floe"]
@@ -348,11 +338,7 @@ mod tests {
         for v in user {
             let pod =
                 job_pod(json!({"containers": [{"name": "main", "image": "x"}], "volumes": [v]}));
-            let out = converges(
-                &pod,
-                "containers",
-                json!({"name": "sidecar", "image": "busybox"}),
-            );
+            let out = converges(&pod, "containers");
             assert_eq!(
                 names(&out),
                 [
@@ -369,11 +355,7 @@ mod tests {
         // The same name and shape (another spelling of the size) is floe-guard's: mounted, not duplicated.
         let pod = job_pod(json!({"containers": [{"name": "main", "image": "x"}],
             "volumes": [{"name": "floe-writable-tmp-3", "emptyDir": {"sizeLimit": "1024Mi"}}]}));
-        let out = converges(
-            &pod,
-            "containers",
-            json!({"name": "sidecar", "image": "busybox"}),
-        );
+        let out = converges(&pod, "containers");
         assert_eq!(
             names(&out),
             ["floe-writable-tmp-3", "floe-writable-home-floe"]
