@@ -18,6 +18,7 @@ mod network_golden;
 mod network_merge;
 mod network_semantics;
 mod network_validate;
+mod offline_enforcement;
 mod prop_admission;
 mod prop_guarantees;
 mod prop_namespace;
