@@ -225,6 +225,9 @@ pub struct PodSecurity {
     /// Namespaces that may run without Pod Security labels or enforce
     /// `privileged` (`network audit` flags any other that does).
     pub system_namespaces: Vec<String>,
+    /// The oldest Pod Security policy version a managed namespace may pin
+    /// with a `*-version` label (`v1.N`); absent: only `latest`.
+    pub min_version: Option<MinVersion>,
 }
 
 impl Default for PodSecurity {
@@ -253,6 +256,7 @@ impl Default for PodSecurity {
             ]
             .map(String::from)
             .to_vec(),
+            min_version: None,
         }
     }
 }
@@ -422,6 +426,18 @@ impl Config {
                 return Err((format!("domains[{i}]"), format!("duplicate domain {d:?}")));
             }
         }
+        if let Some((i, j, name)) =
+            crate::harden::clashing_paths(&self.security.pod_security.writable_paths)
+        {
+            let paths = &self.security.pod_security.writable_paths;
+            return Err((
+                format!("security.pod_security.writable_paths[{j}]"),
+                format!(
+                    "{:?} and {:?} could both get the volume name {name}: rename one",
+                    paths[i].0, paths[j].0
+                ),
+            ));
+        }
         let np = &self.security.network_policies;
         for (key, rules) in [
             ("jobs_egress_allow", &np.jobs_egress_allow),
@@ -548,6 +564,38 @@ impl<'de> Deserialize<'de> for AbsolutePath {
             )));
         }
         Ok(AbsolutePath(s))
+    }
+}
+
+/// A Pod Security Admission policy version `v1.N` (N is kept).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct MinVersion(pub u32);
+
+impl MinVersion {
+    /// `v1.N` (no sign, no leading zero), else `None`.
+    pub fn parse(v: &str) -> Option<Self> {
+        let n = v.strip_prefix("v1.")?;
+        let digits = !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit());
+        (digits && (n == "0" || !n.starts_with('0')))
+            .then(|| n.parse().ok().map(MinVersion))
+            .flatten()
+    }
+}
+
+impl fmt::Display for MinVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "v1.{}", self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for MinVersion {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        MinVersion::parse(&s).ok_or_else(|| {
+            de::Error::custom(format!(
+                "invalid policy version {s:?}: expected v1.N, e.g. v1.30 (omit the key to require latest)"
+            ))
+        })
     }
 }
 
@@ -746,6 +794,16 @@ security:
                 "security:\n  network_policies:\n    api_server: {cidrs: [1.2.3.4/32], ports: [0]}\n",
                 "security.network_policies.api_server.ports[0]",
                 "out of range",
+            ),
+            (
+                "security:\n  pod_security:\n    min_version: \"1.30\"\n",
+                "security.pod_security.min_version",
+                "expected v1.N",
+            ),
+            (
+                "security:\n  pod_security:\n    writable_paths: [/tmp, /tmp-2]\n",
+                "security.pod_security.writable_paths[1]",
+                "could both get the volume name floe-writable-tmp-2",
             ),
             (
                 "security:\n  pod_security:\n    colour: blue\n",

@@ -1,9 +1,13 @@
 //! Namespace validation: managed namespaces must carry valid Pod Security
-//! Standards labels, with `enforce` at least the configured level.
+//! Standards labels: `enforce`, `audit` and `warn` each at least the
+//! configured level, and any `*-version` label `latest` (or, when
+//! `min_version` is configured, at least that version). On UPDATE a
+//! namespace managed before or after the change is held to the stricter of
+//! the two.
 
 use std::collections::BTreeMap;
 
-use crate::config::{Config, FLOE, PART_OF_LABEL};
+use crate::config::{Config, FLOE, MinVersion, PART_OF_LABEL};
 use crate::pss::Level;
 
 /// Prefix of the Pod Security Admission labels.
@@ -59,55 +63,74 @@ pub fn required_level(
         .then(|| ps.platform_level.min(ps.jobs_level).min(ps.domain_level))
 }
 
-/// Validates the labels of namespace `name` against the configuration.
+/// Validates the labels of namespace `name` on CREATE (no old object).
 pub fn validate(name: &str, labels: &BTreeMap<String, String>, cfg: &Config) -> NamespaceVerdict {
+    validate_change(name, labels, None, cfg)
+}
+
+/// Validates the labels of namespace `name` after a change from `old` (the
+/// labels of `oldObject` on UPDATE). The namespace is managed if it was
+/// managed before or after the change, and is held to the stricter of the
+/// two: dropping `app.kubernetes.io/part-of: floe` does not let the same
+/// request weaken its Pod Security labels.
+pub fn validate_change(
+    name: &str,
+    labels: &BTreeMap<String, String>,
+    old: Option<&BTreeMap<String, String>>,
+    cfg: &Config,
+) -> NamespaceVerdict {
     if !cfg.security.pod_security.enabled {
         return NamespaceVerdict::Unmanaged;
     }
-    let Some(required) = required_level(name, labels, cfg) else {
+    let before = old.and_then(|old| required_level(name, old, cfg));
+    let Some(required) = required_level(name, labels, cfg).max(before) else {
         return NamespaceVerdict::Unmanaged;
     };
+    let min_version = cfg.security.pod_security.min_version;
     let mut problems = Vec::new();
     let mut fixes = Vec::new();
     for mode in MODES {
         let key = format!("{PSS_LABEL_PREFIX}{mode}");
-        let wanted = if mode == "enforce" {
+        // What the fix sets: the configured level for enforce, restricted
+        // (what bootstrap sets) for audit and warn.
+        let fix = if mode == "enforce" {
             required
         } else {
             Level::Restricted
         };
-        match labels.get(&key).map(|v| v.parse::<Level>()) {
-            None if mode == "enforce" => {
-                problems.push(format!("{key} is missing (needs {required} or stricter)"));
-                fixes.push(format!("{key}={wanted}"));
-            }
-            None => {
-                problems.push(format!("{key} is missing (use {wanted})"));
-                fixes.push(format!("{key}={wanted}"));
-            }
-            Some(Err(_)) => {
-                problems.push(format!(
-                    "{key}={} is not a level (privileged, baseline or restricted)",
-                    labels[&key]
-                ));
-                fixes.push(format!("{key}={wanted}"));
-            }
-            Some(Ok(level)) if mode == "enforce" && level < required => {
-                problems.push(format!(
-                    "{key}={level} is weaker than the configured {required}"
-                ));
-                fixes.push(format!("{key}={required}"));
-            }
-            Some(Ok(_)) => {}
+        let problem = match labels.get(&key).map(|v| (v, v.parse::<Level>())) {
+            None => Some(format!("{key} is missing (needs {required} or stricter)")),
+            Some((v, Err(_))) => Some(format!(
+                "{key}={v} is not a level (privileged, baseline or restricted)"
+            )),
+            Some((_, Ok(level))) if level < required => Some(format!(
+                "{key}={level} is weaker than the configured {required}"
+            )),
+            Some(_) => None,
+        };
+        if let Some(p) = problem {
+            problems.push(p);
+            fixes.push(format!("{key}={fix}"));
         }
         let version_key = format!("{key}-version");
-        if let Some(v) = labels.get(&version_key)
-            && !valid_version(v)
-        {
-            problems.push(format!(
-                "{version_key}={v} is not a policy version (latest or v1.N)"
-            ));
-            fixes.push(format!("{version_key}=latest"));
+        if let Some(v) = labels.get(&version_key) {
+            let problem = match (parse_version(v), min_version) {
+                (None, _) => Some(format!(
+                    "{version_key}={v} is not a policy version (latest or v1.N)"
+                )),
+                (Some(Version::Latest), _) => None,
+                (Some(Version::Minor(_)), None) => Some(format!(
+                    "{version_key}={v} pins an older policy; floe requires latest"
+                )),
+                (Some(Version::Minor(n)), Some(min)) if n < min.0 => Some(format!(
+                    "{version_key}={v} is older than the configured minimum {min}"
+                )),
+                (Some(Version::Minor(_)), Some(_)) => None,
+            };
+            if let Some(p) = problem {
+                problems.push(p);
+                fixes.push(format!("{version_key}=latest"));
+            }
         }
     }
     if problems.is_empty() {
@@ -123,14 +146,20 @@ pub fn validate(name: &str, labels: &BTreeMap<String, String>, cfg: &Config) -> 
     }
 }
 
-/// Whether `v` is a Pod Security Admission policy version: `latest` or `v1.N`.
-fn valid_version(v: &str) -> bool {
-    v == "latest"
-        || v.strip_prefix("v1.").is_some_and(|n| {
-            !n.is_empty()
-                && n.bytes().all(|b| b.is_ascii_digit())
-                && (n == "0" || !n.starts_with('0'))
-        })
+/// A Pod Security Admission policy version label value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Version {
+    Latest,
+    /// `v1.N`.
+    Minor(u32),
+}
+
+/// `latest` or `v1.N`, else `None`.
+fn parse_version(v: &str) -> Option<Version> {
+    if v == "latest" {
+        return Some(Version::Latest);
+    }
+    MinVersion::parse(v).map(|m| Version::Minor(m.0))
 }
 
 #[cfg(test)]
@@ -223,12 +252,102 @@ mod tests {
     }
 
     #[test]
+    fn weaker_audit_and_warn_are_denied_each_named_with_the_fix() {
+        let cfg = Config::default();
+        let mut l = full("restricted");
+        l.insert(
+            "pod-security.kubernetes.io/audit".into(),
+            "privileged".into(),
+        );
+        l.insert(
+            "pod-security.kubernetes.io/warn".into(),
+            "privileged".into(),
+        );
+        let NamespaceVerdict::Invalid { problems, fix } = validate("floe-jobs", &l, &cfg) else {
+            panic!("audit/warn privileged accepted")
+        };
+        assert_eq!(
+            problems,
+            [
+                "pod-security.kubernetes.io/audit=privileged is weaker than the configured restricted",
+                "pod-security.kubernetes.io/warn=privileged is weaker than the configured restricted"
+            ]
+        );
+        assert_eq!(
+            fix,
+            "kubectl label namespace floe-jobs --overwrite pod-security.kubernetes.io/audit=restricted \
+             pod-security.kubernetes.io/warn=restricted"
+        );
+        // The platform's configured level is baseline: audit/warn baseline is enough.
+        let mut p = full("baseline");
+        p.insert("pod-security.kubernetes.io/audit".into(), "baseline".into());
+        assert!(validate("floe-platform", &p, &cfg).allowed());
+    }
+
+    #[test]
+    fn an_update_is_held_to_the_stricter_of_the_old_and_new_management() {
+        let cfg = Config::default();
+        let mut old = full("restricted");
+        old.insert(PART_OF_LABEL.into(), FLOE.into());
+        let weakened = labels(&[("pod-security.kubernetes.io/enforce", "privileged")]);
+        let v = validate_change("team-a", &weakened, Some(&old), &cfg);
+        assert!(
+            !v.allowed(),
+            "dropping part-of while weakening was accepted"
+        );
+        assert!(v.message("team-a").contains("enforce=privileged is weaker"));
+        // Leaving management with sufficient labels, or a namespace never managed, is fine.
+        assert!(validate_change("team-a", &full("baseline"), Some(&old), &cfg).allowed());
+        assert_eq!(
+            validate_change("team-a", &weakened, Some(&weakened), &cfg),
+            NamespaceVerdict::Unmanaged
+        );
+        // Joining management is judged on the new labels.
+        let mut joined = weakened.clone();
+        joined.insert(PART_OF_LABEL.into(), FLOE.into());
+        assert!(!validate_change("team-a", &joined, Some(&weakened), &cfg).allowed());
+    }
+
+    #[test]
+    fn version_labels_must_be_latest_unless_a_minimum_is_configured() {
+        let mut cfg = Config::default();
+        let with = |k: &str, v: &str| {
+            let mut l = full("restricted");
+            l.insert(format!("pod-security.kubernetes.io/{k}"), v.into());
+            l
+        };
+        assert!(validate("floe-jobs", &with("enforce-version", "latest"), &cfg).allowed());
+        let v = validate("floe-jobs", &with("enforce-version", "v1.24"), &cfg);
+        let NamespaceVerdict::Invalid { problems, fix } = &v else {
+            panic!("a pinned version was accepted")
+        };
+        assert_eq!(
+            problems,
+            &[
+                "pod-security.kubernetes.io/enforce-version=v1.24 pins an older policy; floe requires latest"
+            ]
+        );
+        assert!(
+            fix.ends_with(" pod-security.kubernetes.io/enforce-version=latest"),
+            "{fix}"
+        );
+        cfg.security.pod_security.min_version = Some(MinVersion(30));
+        assert!(validate("floe-jobs", &with("audit-version", "v1.30"), &cfg).allowed());
+        assert!(validate("floe-jobs", &with("audit-version", "v1.37"), &cfg).allowed());
+        let v = validate("floe-jobs", &with("warn-version", "v1.29"), &cfg);
+        assert!(
+            v.message("floe-jobs")
+                .contains("warn-version=v1.29 is older than the configured minimum v1.30")
+        );
+    }
+
+    #[test]
     fn versions_latest_and_v1_n_are_valid() {
-        assert!(valid_version("latest"));
-        assert!(valid_version("v1.37"));
-        assert!(valid_version("v1.0"));
-        for bad in ["v1.", "v2.1", "1.30", "v1.3a", "v1.030", "Latest"] {
-            assert!(!valid_version(bad), "{bad}");
+        assert_eq!(parse_version("latest"), Some(Version::Latest));
+        assert_eq!(parse_version("v1.37"), Some(Version::Minor(37)));
+        assert_eq!(parse_version("v1.0"), Some(Version::Minor(0)));
+        for bad in ["v1.", "v2.1", "1.30", "v1.3a", "v1.030", "Latest", "v1.+3"] {
+            assert_eq!(parse_version(bad), None, "{bad}");
         }
     }
 

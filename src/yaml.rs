@@ -5,6 +5,8 @@ use k8s_openapi::api::core::v1::PodSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::Value;
 
+use crate::pss::UnknownSource;
+
 /// Parses one YAML (or JSON) document into untyped JSON.
 pub fn parse_one(text: &str, origin: &str) -> anyhow::Result<Value> {
     let mut value: Value = serde_yaml_ng::from_str(text)
@@ -63,7 +65,13 @@ pub fn kind_of(object: &Value) -> &str {
 
 /// The pod metadata and spec of a Pod, or of a workload's pod template
 /// (Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob, PodTemplate).
-pub fn pod_template(object: &Value, origin: &str) -> anyhow::Result<(ObjectMeta, PodSpec)> {
+///
+/// Also returns the volume sources the typed spec cannot hold (unknown to
+/// this build), for [`crate::pss::check_with`].
+pub fn pod_template(
+    object: &Value,
+    origin: &str,
+) -> anyhow::Result<(ObjectMeta, PodSpec, Vec<UnknownSource>)> {
     let kind = kind_of(object);
     let template = match kind {
         "Pod" => object,
@@ -87,9 +95,11 @@ pub fn pod_template(object: &Value, origin: &str) -> anyhow::Result<(ObjectMeta,
     let spec = template
         .get("spec")
         .ok_or_else(|| anyhow!("{origin}: the {kind} has no pod spec"))?;
+    let unknown = crate::admission::unknown_volume_sources(spec)
+        .map_err(|e| anyhow!("{origin}: invalid {kind} pod spec: {e}"))?;
     let spec = serde_json::from_value(spec.clone())
         .with_context(|| format!("{origin}: invalid {kind} pod spec"))?;
-    Ok((meta, spec))
+    Ok((meta, spec, unknown))
 }
 
 #[cfg(test)]
@@ -103,7 +113,7 @@ mod tests {
         assert_eq!(v["spec"]["volumes"][0]["secret"]["defaultMode"], 288);
         assert_eq!(v["spec"]["volumes"][0]["secret"]["items"][0]["mode"], 384);
         assert_eq!(v["spec"]["volumes"][1]["configMap"]["defaultMode"], 420);
-        let (_, spec) = pod_template(&v, "pod.yaml").unwrap();
+        let (_, spec, _) = pod_template(&v, "pod.yaml").unwrap();
         assert_eq!(spec.volumes.unwrap().len(), 2);
     }
 }

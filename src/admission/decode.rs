@@ -7,14 +7,15 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, EphemeralContainer, Lifecycle, Pod, PodOS, PodSecurityContext,
-    PodSpec, Probe, SecurityContext, Volume, VolumeMount,
+    Container, ContainerPort, EmptyDirVolumeSource, EphemeralContainer, Lifecycle, Pod, PodOS,
+    PodSecurityContext, PodSpec, Probe, SecurityContext, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use serde::Deserialize;
 use serde::de::{DeserializeOwned, IgnoredAny};
 
 use super::{API_VERSION, BadReview};
+use crate::pss::UnknownSource;
 
 /// A decoded review: either a request to decide, or one to refuse with 400.
 pub(super) enum Decoded<O> {
@@ -112,8 +113,13 @@ pub(super) struct Request<O> {
     pub(super) operation: String,
     #[serde(default)]
     pub(super) user_info: UserInfo,
+    /// `ephemeralcontainers` for `kubectl debug`; absent for the resource itself.
+    pub(super) sub_resource: Option<String>,
     #[serde(default = "none")]
     pub(super) object: Option<O>,
+    /// The object before an UPDATE (`null` on CREATE).
+    #[serde(default = "none")]
+    pub(super) old_object: Option<O>,
 }
 
 fn none<O>() -> Option<O> {
@@ -136,7 +142,8 @@ pub(super) struct UserInfo {
     pub(super) username: String,
 }
 
-/// The parts of a Pod the decision reads. Everything else (managedFields,
+/// The parts of a Pod the decision reads (of `oldObject`, the names of the
+/// ephemeral containers). Everything else (managedFields,
 /// env, resources, status…) is skipped unparsed: this is most of the bytes
 /// the API server sends, and most of the decoding time.
 ///
@@ -207,17 +214,23 @@ pub(super) struct VolumeMountFields {
     pub(super) mount_path: String,
 }
 
-/// A volume as the decision sees it: its name and which sources it sets.
-/// The sources' contents are skipped (the PSS checks only ask which source
-/// a volume uses), which spares decoding the large `Volume` type.
+/// A volume as the decision sees it: its name, which sources it sets, the
+/// `emptyDir` source in full (hardening recognises its own writable volumes
+/// by name and `emptyDir` shape), and a source key this build does not know
+/// (`restricted` denies it). The other sources' contents are skipped (the PSS
+/// checks only ask which source a volume uses), which spares decoding the
+/// large `Volume` type.
 pub(super) struct VolumeFields {
     pub(super) name: String,
     /// Bit `i` set: the volume has `VOLUME_SOURCES[i]`.
     pub(super) sources: u64,
+    pub(super) empty_dir: Option<EmptyDirVolumeSource>,
+    /// The first key other than `name` that is not a known source.
+    pub(super) unknown: Option<Box<str>>,
 }
 
-/// Every `Volume` source field, by its JSON name, with a setter that marks
-/// it present on a k8s-openapi `Volume`.
+/// Every `Volume` source field but `emptyDir` (decoded in full), by its JSON
+/// name, with a setter that marks it present on a k8s-openapi `Volume`.
 macro_rules! volume_sources {
     ($($key:literal => $field:ident),* $(,)?) => {
         const VOLUME_SOURCES: &[(&str, fn(&mut Volume))] = &[
@@ -235,7 +248,6 @@ volume_sources! {
     "configMap" => config_map,
     "csi" => csi,
     "downwardAPI" => downward_api,
-    "emptyDir" => empty_dir,
     "ephemeral" => ephemeral,
     "fc" => fc,
     "flexVolume" => flex_volume,
@@ -274,18 +286,27 @@ impl<'de> Deserialize<'de> for VolumeFields {
                 let mut volume = VolumeFields {
                     name: String::new(),
                     sources: 0,
+                    empty_dir: None,
+                    unknown: None,
                 };
                 while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
                     if key == "name" {
                         volume.name = map.next_value()?;
                         continue;
                     }
+                    if key == "emptyDir" {
+                        // `null` is an absent source, as in `Option<_>`.
+                        volume.empty_dir = map.next_value()?;
+                        continue;
+                    }
                     let source = VOLUME_SOURCES.iter().position(|(k, _)| *k == key);
-                    // A `null` source is an absent one, as in `Option<_>`.
-                    if map.next_value::<Option<IgnoredAny>>()?.is_some()
-                        && let Some(i) = source
-                    {
-                        volume.sources |= 1 << i;
+                    if map.next_value::<Option<IgnoredAny>>()?.is_some() {
+                        match source {
+                            Some(i) => volume.sources |= 1 << i,
+                            None => {
+                                volume.unknown.get_or_insert_with(|| key.into());
+                            }
+                        }
                     }
                 }
                 Ok(volume)
@@ -301,6 +322,7 @@ impl VolumeFields {
             name: self.name,
             ..Volume::default()
         };
+        volume.empty_dir = self.empty_dir;
         for (i, (_, mark)) in VOLUME_SOURCES.iter().enumerate() {
             if self.sources & (1 << i) != 0 {
                 mark(&mut volume);
@@ -338,10 +360,22 @@ macro_rules! container_from {
 }
 
 impl PodObject {
+    /// The names of the pod's ephemeral containers.
+    pub(super) fn ephemeral_container_names(self) -> Vec<String> {
+        self.spec
+            .and_then(|s| s.ephemeral_containers)
+            .into_iter()
+            .flatten()
+            .map(|c| c.name)
+            .collect()
+    }
+
     /// The pod, with room for `spare_volumes` more volumes (those hardening
-    /// adds), so that adding them does not move the large `Volume`s.
-    pub(super) fn into_pod(self, spare_volumes: usize) -> Pod {
+    /// adds), so that adding them does not move the large `Volume`s; and the
+    /// volume sources the typed pod cannot hold.
+    pub(super) fn into_pod(self, spare_volumes: usize) -> (Pod, Vec<UnknownSource>) {
         let m = self.metadata;
+        let mut unknown = Vec::new();
         let spec = self.spec.map(|s| PodSpec {
             containers: s
                 .containers
@@ -360,6 +394,7 @@ impl PodObject {
             }),
             security_context: s.security_context.map(|b| *b),
             volumes: s.volumes.map(|v| {
+                unknown = unknown_sources(&v);
                 let mut volumes = Vec::with_capacity(v.len() + spare_volumes);
                 volumes.extend(v.into_iter().map(VolumeFields::into_volume));
                 volumes
@@ -372,7 +407,7 @@ impl PodObject {
             runtime_class_name: s.runtime_class_name,
             ..PodSpec::default()
         });
-        Pod {
+        let pod = Pod {
             metadata: ObjectMeta {
                 name: m.name,
                 generate_name: m.generate_name,
@@ -383,8 +418,23 @@ impl PodObject {
             },
             spec,
             status: None,
-        }
+        };
+        (pod, unknown)
     }
+}
+
+/// The unknown sources of decoded volumes (no allocation when there are none).
+pub(super) fn unknown_sources(volumes: &[VolumeFields]) -> Vec<UnknownSource> {
+    volumes
+        .iter()
+        .enumerate()
+        .filter_map(|(volume, v)| {
+            v.unknown.as_ref().map(|key| UnknownSource {
+                volume,
+                key: key.to_string(),
+            })
+        })
+        .collect()
 }
 
 /// The parts of a Namespace the decision reads.

@@ -158,6 +158,10 @@ pub struct MutateArgs {
     /// Output: the hardened pod as YAML or JSON, or the JSONPatch.
     #[arg(short = 'o', long, value_enum, default_value_t = MutateOutput::Yaml)]
     pub output: MutateOutput,
+    /// The pod before `kubectl debug`: review -f as the
+    /// pods/ephemeralcontainers UPDATE (only new ephemeral containers).
+    #[arg(long, value_name = "FILE")]
+    pub old: Option<PathBuf>,
 }
 
 /// Output of `mutate`.
@@ -180,6 +184,9 @@ pub struct CheckNamespaceArgs {
     /// The Namespace (YAML or JSON); `-` reads standard input.
     #[arg(short = 'f', long = "filename", value_name = "FILE")]
     pub file: PathBuf,
+    /// The Namespace before the change: review -f as that UPDATE.
+    #[arg(long, value_name = "FILE")]
+    pub old: Option<PathBuf>,
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value_t = TextOrJson::Text)]
     pub output: TextOrJson,

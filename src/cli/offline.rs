@@ -1,5 +1,8 @@
 //! The offline commands: `mutate`, `check-namespace`, `pss check`.
 
+use std::collections::BTreeMap;
+use std::path::Path;
+
 use anyhow::{anyhow, bail};
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use serde_json::json;
@@ -8,6 +11,7 @@ use super::{
     CheckNamespaceArgs, MutateArgs, MutateOutput, Outcome, PssCheckArgs, TextOrJson, input_name,
     read_input,
 };
+use crate::admission;
 use crate::config::JOBS_NAMESPACE;
 use crate::harden::{self, Decision, Operation, PodRequest};
 use crate::namespace::{self, NamespaceVerdict};
@@ -18,8 +22,8 @@ use crate::yaml;
 pub fn pss_check(a: PssCheckArgs) -> anyhow::Result<Outcome> {
     let name = input_name(&a.file);
     let object = yaml::parse_one(&read_input(&a.file)?, &name)?;
-    let (meta, spec) = yaml::pod_template(&object, &name)?;
-    let violations = pss::check(&meta, &spec, a.level);
+    let (meta, spec, unknown) = yaml::pod_template(&object, &name)?;
+    let violations = pss::check_with(&meta, &spec, &unknown, a.level);
     match a.output {
         TextOrJson::Json => println!(
             "{}",
@@ -61,20 +65,30 @@ pub fn mutate(a: MutateArgs) -> anyhow::Result<Outcome> {
     }
     let mut pod: Pod = serde_json::from_value(object.clone())
         .map_err(|e| anyhow!("{name}: not a valid Pod: {e}"))?;
+    let unknown = admission::unknown_volume_sources(&object["spec"])
+        .map_err(|e| anyhow!("{name}: not a valid Pod: {e}"))?;
     let namespace = a
         .namespace
         .clone()
         .or_else(|| pod.metadata.namespace.clone())
         .unwrap_or_else(|| JOBS_NAMESPACE.to_string());
+    // With --old: the pods/ephemeralcontainers UPDATE of `kubectl debug`.
+    let existing = match &a.old {
+        Some(old) => Some(ephemeral_names(old)?),
+        None => None,
+    };
     let req = PodRequest {
         namespace: &namespace,
-        operation: Operation::Create,
+        operation: match &existing {
+            Some(existing) => Operation::AddEphemeral { existing },
+            None => Operation::Create,
+        },
         username: &a.user,
     };
     if let Some(skip) = harden::skip(&pod, &req, &config) {
         eprintln!("note: the pod is left untouched: {}", skip.reason());
     }
-    match harden::harden(&mut pod, &req, &config) {
+    match harden::harden(&mut pod, &unknown, &req, &config) {
         Decision::Deny { reasons } => {
             if a.output == MutateOutput::Yaml {
                 eprintln!("{}", Decision::deny_message(&reasons));
@@ -103,11 +117,24 @@ pub fn mutate(a: MutateArgs) -> anyhow::Result<Outcome> {
     }
 }
 
-/// `floe-guard check-namespace`.
-pub fn check_namespace(a: CheckNamespaceArgs) -> anyhow::Result<Outcome> {
-    let config = a.config.load()?;
-    let name = input_name(&a.file);
-    let object = yaml::parse_one(&read_input(&a.file)?, &name)?;
+/// The names of the ephemeral containers of the pod in `file`.
+fn ephemeral_names(file: &Path) -> anyhow::Result<Vec<String>> {
+    let name = input_name(file);
+    let old: Pod = serde_json::from_value(yaml::parse_one(&read_input(file)?, &name)?)
+        .map_err(|e| anyhow!("{name}: not a valid Pod: {e}"))?;
+    Ok(old
+        .spec
+        .and_then(|s| s.ephemeral_containers)
+        .into_iter()
+        .flatten()
+        .map(|c| c.name)
+        .collect())
+}
+
+/// The metadata.name and labels of the Namespace in `file`.
+fn read_namespace(file: &Path) -> anyhow::Result<(String, BTreeMap<String, String>)> {
+    let name = input_name(file);
+    let object = yaml::parse_one(&read_input(file)?, &name)?;
     if yaml::kind_of(&object) != "Namespace" {
         bail!(
             "{name}: expected a Namespace, got kind {}",
@@ -120,7 +147,27 @@ pub fn check_namespace(a: CheckNamespaceArgs) -> anyhow::Result<Outcome> {
         .metadata
         .name
         .ok_or_else(|| anyhow!("{name}: the Namespace has no metadata.name"))?;
-    let verdict = namespace::validate(&ns_name, &ns.metadata.labels.unwrap_or_default(), &config);
+    Ok((ns_name, ns.metadata.labels.unwrap_or_default()))
+}
+
+/// `floe-guard check-namespace`.
+pub fn check_namespace(a: CheckNamespaceArgs) -> anyhow::Result<Outcome> {
+    let config = a.config.load()?;
+    let (ns_name, labels) = read_namespace(&a.file)?;
+    // With --old: the UPDATE from that namespace.
+    let old = match &a.old {
+        Some(file) => {
+            let (old_name, old_labels) = read_namespace(file)?;
+            if old_name != ns_name {
+                bail!(
+                    "--old names namespace {old_name:?}, -f names {ns_name:?}: a namespace cannot be renamed"
+                );
+            }
+            Some(old_labels)
+        }
+        None => None,
+    };
+    let verdict = namespace::validate_change(&ns_name, &labels, old.as_ref(), &config);
     match a.output {
         TextOrJson::Json => {
             let (problems, fix) = match &verdict {

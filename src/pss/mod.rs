@@ -9,6 +9,11 @@
 //!
 //! The pod is evaluated as the API server would hand it to admission: a volume
 //! without any source counts as the `emptyDir` the API server defaults it to.
+//! `restricted` volumes are an allow-list, as upstream: a volume whose source
+//! this build does not know (a newer Kubernetes added the type) violates
+//! `restrictedVolumes`. A typed `PodSpec` cannot hold such a source (its
+//! decoder drops unknown keys), so the decoders report it as an
+//! [`UnknownSource`] beside the spec ([`check_with`]).
 //! A compliant pod costs no allocation.
 
 mod baseline;
@@ -81,8 +86,31 @@ pub struct Violation {
     pub message: String,
 }
 
-/// Evaluates a pod against `level`; an empty list means it satisfies the level.
+/// A volume source the typed `Volume` cannot hold: a key other than `name`
+/// that this build does not know.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownSource {
+    /// The volume's index in `spec.volumes`.
+    pub volume: usize,
+    /// The source's JSON key, e.g. `fancyDisk`.
+    pub key: String,
+}
+
+/// Evaluates a typed pod against `level`; an empty list means it satisfies
+/// the level. For a pod decoded from JSON, use [`check_with`] and the
+/// decoder's unknown volume sources.
 pub fn check(meta: &ObjectMeta, spec: &PodSpec, level: Level) -> Vec<Violation> {
+    check_with(meta, spec, &[], level)
+}
+
+/// Evaluates a pod against `level`, with the volume sources its decoding
+/// did not know (each violates `restrictedVolumes`).
+pub fn check_with(
+    meta: &ObjectMeta,
+    spec: &PodSpec,
+    unknown: &[UnknownSource],
+    level: Level,
+) -> Vec<Violation> {
     let checks: &[CheckFn] = match level {
         Level::Privileged => &[],
         Level::Baseline => &BASELINE,
@@ -91,6 +119,9 @@ pub fn check(meta: &ObjectMeta, spec: &PodSpec, level: Level) -> Vec<Violation> 
     let mut out = Vec::new();
     for check in checks {
         check(meta, spec, &mut out);
+    }
+    if level == Level::Restricted {
+        restricted::unknown_volumes(spec, unknown, &mut out);
     }
     out
 }

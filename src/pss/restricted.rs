@@ -5,7 +5,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::baseline::proc_mount_default;
 use super::{
-    Owner, Violation, containers, in_user_namespace, is_windows, pod_violation, valid_seccomp,
+    Owner, UnknownSource, Violation, containers, in_user_namespace, is_windows, pod_violation,
+    valid_seccomp,
 };
 
 /// The volume types restricted allows, as listed in messages.
@@ -30,6 +31,26 @@ pub(super) fn volumes(_: &ObjectMeta, spec: &PodSpec, out: &mut Vec<Violation>) 
                 ),
             ));
         }
+    }
+}
+
+/// `restrictedVolumes` for the sources the typed `Volume` cannot hold: any
+/// source this build does not know is outside the allow-list.
+pub(super) fn unknown_volumes(spec: &PodSpec, unknown: &[UnknownSource], out: &mut Vec<Violation>) {
+    for u in unknown {
+        let name = spec
+            .volumes
+            .as_deref()
+            .and_then(|v| v.get(u.volume))
+            .map_or("", |v| v.name.as_str());
+        out.push(pod_violation(
+            "restrictedVolumes",
+            format!("spec.volumes[{}].{}", u.volume, u.key),
+            format_args!(
+                "volume {name:?} uses volume type {}, which restricted does not allow; allowed: {ALLOWED_VOLUME_TYPES}",
+                u.key
+            ),
+        ));
     }
 }
 

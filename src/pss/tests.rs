@@ -684,6 +684,38 @@ fn volumes_hostpath_at_baseline_and_allowed_types_at_restricted() {
 }
 
 #[test]
+fn a_volume_source_this_build_does_not_know_violates_restricted_only() {
+    let mut pod = restricted_pod();
+    set(
+        &mut pod,
+        "/spec/volumes",
+        json!([{"name": "cfg", "configMap": {"name": "c"}}, {"name": "new", "fancyDisk": {}}]),
+    );
+    let meta: ObjectMeta = serde_json::from_value(pod["metadata"].clone()).unwrap();
+    let spec: PodSpec = serde_json::from_value(pod["spec"].clone()).unwrap();
+    let unknown = [super::UnknownSource {
+        volume: 1,
+        key: "fancyDisk".into(),
+    }];
+    assert!(super::check_with(&meta, &spec, &unknown, Level::Baseline).is_empty());
+    let v = super::check_with(&meta, &spec, &unknown, Level::Restricted);
+    assert_eq!(v.len(), 1, "{v:?}");
+    assert_eq!(
+        (v[0].check, v[0].path.as_str()),
+        ("restrictedVolumes", "spec.volumes[1].fancyDisk")
+    );
+    assert!(
+        v[0].message.starts_with(
+            "volume \"new\" uses volume type fancyDisk, which restricted does not allow"
+        ),
+        "{}",
+        v[0].message
+    );
+    // Typed decoding alone lost the fact: the volume looks like an emptyDir.
+    assert!(check(&meta, &spec, Level::Restricted).is_empty());
+}
+
+#[test]
 fn allow_privilege_escalation_unset_or_true() {
     let mut pod = restricted_pod();
     set(

@@ -76,11 +76,14 @@ def test_common_safety_properties(src):
 
 
 @pytest.mark.parametrize("src", SOURCES, ids=IDS)
-def test_mutating_webhook_matches_only_pod_create_in_job_namespaces(src):
+def test_mutating_webhook_matches_only_pod_create_and_debug_in_job_namespaces(src):
     _, objs, own, jobs = src
     _, wh = webhook(objs, "MutatingWebhookConfiguration")
+    # Pod CREATE, and the UPDATE of pods/ephemeralcontainers (kubectl debug);
+    # never a plain pod UPDATE.
     assert wh["rules"] == [
-        {"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["pods"], "scope": "Namespaced"}
+        {"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["pods"], "scope": "Namespaced"},
+        {"apiGroups": [""], "apiVersions": ["v1"], "operations": ["UPDATE"], "resources": ["pods/ephemeralcontainers"], "scope": "Namespaced"},
     ]
     assert wh["reinvocationPolicy"] == "IfNeeded"
     assert wh["clientConfig"]["service"]["path"] == "/mutate"

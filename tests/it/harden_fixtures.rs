@@ -40,7 +40,8 @@ const JOB: PodRequest<'static> = PodRequest {
 
 fn decide(object: &Value, cfg: &Config) -> Decision {
     let mut pod: Pod = serde_json::from_value(object.clone()).unwrap();
-    harden::harden(&mut pod, &JOB, cfg)
+    let unknown = floe_guard::admission::unknown_volume_sources(&object["spec"]).unwrap();
+    harden::harden(&mut pod, &unknown, &JOB, cfg)
 }
 
 fn check_all(cfg: &Config) -> (usize, usize) {

@@ -9,14 +9,13 @@
 //!   every allow-with-patch applies to the request object as sent; the patched
 //!   pod passes its namespace's PSS level or the review is denied; hardening is
 //!   idempotent (the patched pod gets no patch);
-//! - the namespace validator never allows a managed namespace whose PSS labels
-//!   are missing, invalid or weaker than configured.
+//!
+//! The namespace properties are in `prop_namespace`, the re-invocation and
+//! ephemeral-container properties in `prop_reinvocation`.
 //!
 //! `cargo test` runs a bounded number of cases (see `CASES`); set
 //! `PROPTEST_CASES=100000` to run longer (docs/hostile-input.md), and use the
 //! cargo-fuzz targets in `fuzz/` for coverage-guided fuzzing.
-
-use std::collections::BTreeMap;
 
 use base64::Engine as _;
 use floe_guard::admission::{self, Endpoint};
@@ -28,9 +27,9 @@ use proptest::test_runner::Config as ProptestConfig;
 use serde_json::{Value, json};
 
 /// Cases per property in `cargo test` (overridden by `PROPTEST_CASES`).
-const CASES: u32 = 192;
+pub(crate) const CASES: u32 = 192;
 
-fn cases(n: u32) -> ProptestConfig {
+pub(crate) fn cases(n: u32) -> ProptestConfig {
     let n = std::env::var("PROPTEST_CASES")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -42,7 +41,7 @@ fn cases(n: u32) -> ProptestConfig {
     }
 }
 
-const UID: &str = "0b4c3e55-1e8f-4a53-9c55-6c1d5b9f0e01";
+pub(crate) const UID: &str = "0b4c3e55-1e8f-4a53-9c55-6c1d5b9f0e01";
 
 /// The namespaces a pod may be created in: job namespaces, the platform, and
 /// unmanaged ones.
@@ -56,7 +55,7 @@ const NAMESPACES: [&str; 5] = [
 
 /// The configurations under test: defaults, override mode, all-pods scope,
 /// and an exemption.
-fn configs() -> Vec<Config> {
+pub(crate) fn configs() -> Vec<Config> {
     let base = Config {
         domains: vec!["sales".into()],
         ..Config::default()
@@ -70,7 +69,7 @@ fn configs() -> Vec<Config> {
     vec![base, over, all, exempt]
 }
 
-fn review(operation: &str, namespace: &str, username: &str, object: &Value) -> Value {
+pub(crate) fn review(operation: &str, namespace: &str, username: &str, object: &Value) -> Value {
     json!({
         "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
         "request": {
@@ -88,7 +87,7 @@ fn review(operation: &str, namespace: &str, username: &str, object: &Value) -> V
 }
 
 /// Calls the hot path; asserts the answer is a v1 AdmissionReview with our uid.
-fn call(endpoint: Endpoint, body: &[u8], cfg: &Config) -> Option<Value> {
+pub(crate) fn call(endpoint: Endpoint, body: &[u8], cfg: &Config) -> Option<Value> {
     let reviewed = admission::review(endpoint, body, cfg).ok()?;
     let out: Value = serde_json::from_slice(&reviewed.body).expect("the answer is JSON");
     assert_eq!(out["apiVersion"], "admission.k8s.io/v1");
@@ -101,7 +100,7 @@ fn call(endpoint: Endpoint, body: &[u8], cfg: &Config) -> Option<Value> {
     Some(out)
 }
 
-fn patch_of(out: &Value) -> Option<json_patch::Patch> {
+pub(crate) fn patch_of(out: &Value) -> Option<json_patch::Patch> {
     let resp = &out["response"];
     let text = resp
         .get("patch")?
@@ -116,7 +115,7 @@ fn patch_of(out: &Value) -> Option<json_patch::Patch> {
 
 // ---------------------------------------------------------------- generators
 
-fn opt<T: std::fmt::Debug + Clone + 'static>(
+pub(crate) fn opt<T: std::fmt::Debug + Clone + 'static>(
     s: impl Strategy<Value = T> + 'static,
 ) -> BoxedStrategy<Option<T>> {
     prop_oneof![2 => Just(None), 3 => s.prop_map(Some)].boxed()
@@ -207,7 +206,7 @@ fn mounts() -> impl Strategy<Value = Vec<Value>> {
     )
 }
 
-fn container(prefix: &'static str) -> impl Strategy<Value = Value> {
+pub(crate) fn container(prefix: &'static str) -> impl Strategy<Value = Value> {
     (
         0..1000u32,
         opt(container_sc()),
@@ -278,7 +277,7 @@ fn volumes() -> impl Strategy<Value = Vec<Value>> {
 
 /// A Pod as the API server sends it (managedFields and status included),
 /// with random security-relevant fields.
-fn pod() -> impl Strategy<Value = Value> {
+pub(crate) fn pod() -> impl Strategy<Value = Value> {
     (
         prop::collection::vec(container("c"), 0..4),
         opt(prop::collection::vec(container("init"), 0..3)),
@@ -373,9 +372,64 @@ fn pointers(v: &Value, at: String, out: &mut Vec<String>) {
 
 // ---------------------------------------------------------------- properties
 
+/// The PSS violations of a pod as the API server would store it (full
+/// decoding, plus the volume sources it does not know).
+pub(crate) fn violations(object: &Value, level: Level) -> Vec<pss::Violation> {
+    let pod: Pod = serde_json::from_value(object.clone()).expect("a valid pod");
+    let unknown = admission::unknown_volume_sources(&object["spec"]).unwrap();
+    pss::check_with(&pod.metadata, pod.spec.as_ref().unwrap(), &unknown, level)
+}
+
+/// Whether the pod sets a value floe-guard calls insecure (README "Hardening
+/// semantics"), independently of `floe_guard::harden`.
+pub(crate) fn insecure(object: &Value) -> bool {
+    let spec = &object["spec"];
+    let sc_insecure = |sc: &Value| {
+        sc["runAsNonRoot"] == json!(false)
+            || sc["runAsUser"] == json!(0)
+            || sc["seccompProfile"]["type"] == json!("Unconfined")
+    };
+    let containers = ["containers", "initContainers", "ephemeralContainers"]
+        .iter()
+        .flat_map(|l| spec[*l].as_array().cloned().unwrap_or_default());
+    let host = ["hostNetwork", "hostPID", "hostIPC"]
+        .iter()
+        .any(|k| spec[*k] == json!(true))
+        || spec["volumes"]
+            .as_array()
+            .is_some_and(|v| v.iter().any(|v| v.get("hostPath").is_some()));
+    if spec["os"]["name"] == "windows" {
+        // Only what applies to Windows: Linux-only fields are not judged.
+        let non_root_false = |sc: &Value| sc["runAsNonRoot"] == json!(false);
+        return host
+            || non_root_false(&spec["securityContext"])
+            || containers
+                .into_iter()
+                .any(|c| non_root_false(&c["securityContext"]));
+    }
+    host || sc_insecure(&spec["securityContext"])
+        || spec["volumes"]
+            .as_array()
+            .is_some_and(|v| v.iter().any(|v| v.get("hostPath").is_some()))
+        || containers.into_iter().any(|c| {
+            let sc = &c["securityContext"];
+            sc_insecure(sc)
+                || sc["privileged"] == json!(true)
+                || sc["allowPrivilegeEscalation"] == json!(true)
+                || sc["capabilities"]["add"]
+                    .as_array()
+                    .is_some_and(|a| a.iter().any(|c| c != "NET_BIND_SERVICE"))
+        })
+}
+
 /// The PSS level a pod in `namespace` must pass after hardening, when the
 /// pod is in scope for hardening under `cfg` (CREATE by a non-exempt user).
-fn required_level(cfg: &Config, namespace: &str, pod: &Value, username: &str) -> Option<Level> {
+pub(crate) fn required_level(
+    cfg: &Config,
+    namespace: &str,
+    pod: &Value,
+    username: &str,
+) -> Option<Level> {
     let ps = &cfg.security.pod_security;
     let job = pod["metadata"]["ownerReferences"].is_array();
     let in_scope = cfg.is_job_namespace(namespace)
@@ -399,9 +453,17 @@ fn check_pod_review(
     let patch = patch_of(&out);
     if !allowed {
         prop_assert!(patch.is_none(), "a denial carries no patch");
-        let code = resp["status"]["code"].as_u64();
-        prop_assert!(code == Some(403) || code == Some(400), "{resp}");
+        prop_assert_eq!(resp["status"]["code"].as_u64(), Some(403), "{}", resp);
         prop_assert!(!resp["status"]["message"].as_str().unwrap_or("").is_empty());
+        // Never an over-denial: only a pod in scope that fails its level or
+        // carries an explicit insecure value is denied.
+        let level = required_level(cfg, namespace, object, username);
+        prop_assert!(level.is_some(), "an out-of-scope pod was denied: {}", resp);
+        prop_assert!(
+            !violations(object, level.unwrap()).is_empty() || insecure(object),
+            "a compliant pod without insecure values was denied: {}",
+            resp
+        );
         return Ok(());
     }
     if operation != "CREATE" {
@@ -421,15 +483,21 @@ fn check_pod_review(
     }
     let level = required.unwrap();
     // Fully decoded (not the webhook's lean decoding): what the API server stores.
-    let stored: Pod = serde_json::from_value(patched.clone())
-        .map_err(|e| TestCaseError::fail(format!("patched pod does not decode: {e}")))?;
-    let violations = pss::check(&stored.metadata, stored.spec.as_ref().unwrap(), level);
+    let remaining = violations(&patched, level);
     prop_assert!(
-        violations.is_empty(),
+        remaining.is_empty(),
         "allowed, but the patched pod fails {}: {:?}",
         level,
-        violations
+        remaining
     );
+    // Both ways: an insecure or non-compliant pod is never admitted unchanged.
+    if insecure(object) || !violations(object, level).is_empty() {
+        prop_assert!(
+            patch.is_some(),
+            "a non-compliant pod was admitted unchanged: {}",
+            resp
+        );
+    }
     // Unknown fields of the request object survive (managedFields, status, env).
     prop_assert_eq!(
         &patched["metadata"]["managedFields"],
@@ -527,137 +595,6 @@ proptest! {
 }
 
 // ---------------------------------------------------------------- namespaces
-
-/// The labels a managed namespace must carry, independently of
-/// `floe_guard::namespace`: enforce/audit/warn present with a valid level,
-/// enforce at least `required`, every `-version` label `latest` or `v1.N`.
-fn labels_sufficient(labels: &BTreeMap<String, String>, required: Level) -> bool {
-    let level = |v: &str| match v {
-        "privileged" => Some(Level::Privileged),
-        "baseline" => Some(Level::Baseline),
-        "restricted" => Some(Level::Restricted),
-        _ => None,
-    };
-    let version_ok = |v: &str| {
-        v == "latest"
-            || v.strip_prefix("v1.").is_some_and(|n| {
-                !n.is_empty()
-                    && n.bytes().all(|b| b.is_ascii_digit())
-                    && (n == "0" || !n.starts_with('0'))
-            })
-    };
-    ["enforce", "audit", "warn"].iter().all(|mode| {
-        let key = format!("pod-security.kubernetes.io/{mode}");
-        let Some(l) = labels.get(&key).and_then(|v| level(v)) else {
-            return false;
-        };
-        (*mode != "enforce" || l >= required)
-            && labels
-                .get(&format!("{key}-version"))
-                .is_none_or(|v| version_ok(v))
-    })
-}
-
-fn ns_labels() -> impl Strategy<Value = BTreeMap<String, String>> {
-    let value = prop_oneof![
-        Just("privileged".to_string()),
-        Just("baseline".to_string()),
-        Just("restricted".to_string()),
-        Just("Restricted".to_string()),
-        Just("".to_string()),
-        "[a-z]{0,6}",
-    ];
-    let version = prop_oneof![
-        Just("latest".to_string()),
-        Just("v1.37".to_string()),
-        Just("v1.0".to_string()),
-        Just("v1.037".to_string()),
-        Just("v2.1".to_string()),
-        Just("v1.".to_string()),
-    ];
-    let mode = || opt(value.clone());
-    (
-        (mode(), mode(), mode()),
-        (opt(version.clone()), opt(version.clone()), opt(version)),
-        opt(Just("floe".to_string())),
-    )
-        .prop_map(|((e, a, w), (ev, av, wv), part_of)| {
-            let mut labels = BTreeMap::new();
-            let p = "pod-security.kubernetes.io";
-            for (k, v) in [
-                (format!("{p}/enforce"), e),
-                (format!("{p}/audit"), a),
-                (format!("{p}/warn"), w),
-                (format!("{p}/enforce-version"), ev),
-                (format!("{p}/audit-version"), av),
-                (format!("{p}/warn-version"), wv),
-                ("app.kubernetes.io/part-of".to_string(), part_of),
-            ] {
-                if let Some(v) = v {
-                    labels.insert(k, v);
-                }
-            }
-            labels
-        })
-}
-
-proptest! {
-    #![proptest_config(cases(CASES * 2))]
-
-    /// The validating webhook allows a managed namespace only with sufficient
-    /// labels, on CREATE and UPDATE, whatever the old object had.
-    #[test]
-    fn managed_namespaces_need_sufficient_labels(
-        name in prop::sample::select(&["floe-jobs", "floe-platform", "floe-sales-domain",
-            "floe-other-domain", "team-a"][..]),
-        labels in ns_labels(),
-        old_labels in ns_labels(),
-        operation in prop_oneof![Just("CREATE"), Just("UPDATE")],
-        levels in (0..3usize, 0..3usize, 0..3usize),
-    ) {
-        let all = [Level::Privileged, Level::Baseline, Level::Restricted];
-        let mut cfg = configs()[0].clone();
-        cfg.security.pod_security.jobs_level = all[levels.0];
-        cfg.security.pod_security.platform_level = all[levels.1];
-        cfg.security.pod_security.domain_level = all[levels.2];
-        let ns = |labels: &BTreeMap<String, String>| {
-            let mut l = labels.clone();
-            l.insert("kubernetes.io/metadata.name".into(), name.to_string());
-            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": l}})
-        };
-        let doc = json!({
-            "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
-            "request": {
-                "uid": UID, "kind": {"group": "", "version": "v1", "kind": "Namespace"},
-                "resource": {"group": "", "version": "v1", "resource": "namespaces"},
-                "name": name, "operation": operation,
-                "userInfo": {"username": "alice"},
-                "object": ns(&labels),
-                "oldObject": if operation == "UPDATE" { ns(&old_labels) } else { Value::Null },
-            }
-        });
-        let out = call(Endpoint::Validate, &serde_json::to_vec(&doc).unwrap(), &cfg).unwrap();
-        let allowed = out["response"]["allowed"].as_bool().unwrap();
-        prop_assert!(out["response"].get("patch").is_none());
-        let ps = &cfg.security.pod_security;
-        let required = cfg.level_of(name).or_else(|| {
-            (labels.get("app.kubernetes.io/part-of").map(String::as_str) == Some("floe"))
-                .then(|| ps.platform_level.min(ps.jobs_level).min(ps.domain_level))
-        });
-        match required {
-            Some(level) => prop_assert_eq!(
-                allowed,
-                labels_sufficient(&labels, level),
-                "{} {:?}: {}", name, labels, out["response"]
-            ),
-            None => prop_assert!(allowed, "unmanaged namespace denied: {}", out["response"]),
-        }
-        if !allowed {
-            let msg = out["response"]["status"]["message"].as_str().unwrap();
-            prop_assert!(msg.contains(&format!("kubectl label namespace {name} --overwrite")), "{}", msg);
-        }
-    }
-}
 
 /// Deep nesting never overflows the stack: the lean schema rejects a nested
 /// value at its first level, and skipped values (unknown keys, fields the

@@ -121,8 +121,8 @@ fn upstream_corpus_agrees() {
 
             let text = std::fs::read_to_string(&file).unwrap();
             let object = floe_guard::yaml::parse_one(&text, &name).unwrap();
-            let (meta, spec) = floe_guard::yaml::pod_template(&object, &name).unwrap();
-            let violations = pss::check(&meta, &spec, level);
+            let (meta, spec, unknown) = floe_guard::yaml::pod_template(&object, &name).unwrap();
+            let violations = pss::check_with(&meta, &spec, &unknown, level);
             if must_pass {
                 if !violations.is_empty() {
                     failures.push(format!("{name}: library reports {violations:?}"));
