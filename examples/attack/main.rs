@@ -141,13 +141,21 @@ async fn run(
     let review: serde_json::Value =
         serde_json::from_str(include_str!("../admission-review-job-pod.json"))?;
     let (stop_legit, legit_rx) = watch::channel(false);
-    let legit = tokio::spawn(flood::legit(
+    // The legitimate client gets its own thread and runtime, as the API
+    // server is its own process: the attackers' thousands of tasks must not
+    // delay its timers in this process.
+    let (url, ca_pem, rate) = (
         format!("https://localhost:{port}/mutate"),
         ca.clone(),
-        review,
         args.rate,
-        legit_rx,
-    ));
+    );
+    let legit = std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(flood::legit(url, ca_pem, review, rate, legit_rx))
+    });
     tokio::time::sleep(Duration::from_secs(args.warmup)).await;
     let idle_kb = flood::status_kb(pid, "VmRSS");
 
@@ -185,7 +193,9 @@ async fn run(
     tokio::time::sleep(Duration::from_secs(args.after).saturating_sub(stopped_in)).await;
     let after_kb = flood::status_kb(pid, "VmRSS");
     let _ = stop_legit.send(true);
-    let samples = legit.await?;
+    let samples = legit
+        .join()
+        .map_err(|_| anyhow::anyhow!("the legitimate client panicked"))?;
     let (n, ok, p99) = flood::window(&samples, attack_start, attack_end);
     let (n_after, ok_after, _) = flood::window(&samples, after_start, Instant::now());
     let mib = |kb: u64| kb as f64 / 1024.0;

@@ -2,21 +2,24 @@
 //! HTTP/2 by ALPN with buffers and streams kept small, and closing when
 //! idle (no request in flight for `idle_timeout`; before the first request,
 //! for `request_timeout`) or on shutdown. The accept loop holds one permit
-//! of the connection cap per connection: at the cap, a new connection is
-//! closed as soon as it is accepted, before any TLS work.
+//! of the connection cap per connection: at the cap, the connection idle
+//! longest (no request in flight, the never-used first) is asked to close to
+//! make room, so idle floods cannot lock a client out; with none idle, the
+//! new connection is closed as soon as it is accepted, before any TLS work.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
-use tokio::sync::{OwnedSemaphorePermit, mpsc, watch};
+use tokio::sync::{Notify, OwnedSemaphorePermit, mpsc, watch};
 use tokio::time::Instant;
 
 use super::deadline::RequestDeadline;
@@ -81,7 +84,9 @@ pub(crate) struct Connection {
     pub(crate) request_timeout: Duration,
     pub(crate) idle_timeout: Duration,
     /// This connection's place under the connection cap.
-    pub(crate) _permit: OwnedSemaphorePermit,
+    pub(crate) permit: Option<OwnedSemaphorePermit>,
+    /// The open connections.
+    pub(crate) registry: Arc<Registry>,
     /// Dropped when the connection ends; shutdown waits for all of them.
     pub(crate) _done: mpsc::Sender<()>,
 }
@@ -89,8 +94,17 @@ pub(crate) struct Connection {
 impl Connection {
     pub(crate) async fn serve(mut self, tcp: tokio::net::TcpStream, peer: SocketAddr) {
         self.metrics.connections(1);
+        let activity = Arc::new(Activity::new());
+        let _registered = self.registry.register(activity.clone());
         let handshake = tokio::time::timeout(self.request_timeout, self.acceptor.accept(tcp));
-        let tls = match handshake.await {
+        let handshake = tokio::select! {
+            hs = handshake => hs,
+            () = activity.close.notified() => {
+                self.metrics.connections(-1);
+                return;
+            }
+        };
+        let tls = match handshake {
             Ok(Ok(tls)) => tls,
             Ok(Err(e)) => {
                 self.metrics.tls_handshake_failed();
@@ -105,7 +119,6 @@ impl Connection {
                 return;
             }
         };
-        let activity = Arc::new(Activity::new());
         let service = Tracked {
             inner: self.service.clone(),
             activity: activity.clone(),
@@ -149,6 +162,9 @@ where
         result = conn.as_mut() => return result,
         _ = super::stopped(stop) => {}
         () = idle.elapsed() => {}
+        // Evicted while idle to make room: close now (a graceful shutdown
+        // waits for a first request that may never come).
+        () = idle.activity.close.notified() => return Ok(()),
     }
     conn.as_mut().graceful_shutdown();
     conn.await
@@ -160,6 +176,9 @@ struct Activity {
     in_flight: AtomicUsize,
     /// Milliseconds from `start` to the end of the last request; 0: none yet.
     last_ms: AtomicU64,
+    /// Asked to close to make room under the cap.
+    closing: AtomicBool,
+    close: Notify,
 }
 
 impl Activity {
@@ -168,7 +187,69 @@ impl Activity {
             start: Instant::now(),
             in_flight: AtomicUsize::new(0),
             last_ms: AtomicU64::new(0),
+            closing: AtomicBool::new(false),
+            close: Notify::new(),
         }
+    }
+
+    /// Since when the connection has had no request in flight (its start if
+    /// it never had one); `None` while busy or closing.
+    fn idle_since(&self) -> Option<Instant> {
+        if self.in_flight.load(Ordering::Acquire) > 0 || self.closing.load(Ordering::Acquire) {
+            return None;
+        }
+        Some(self.start + Duration::from_millis(self.last_ms.load(Ordering::Acquire)))
+    }
+}
+
+/// The open connections of the webhook port, to make room at the cap.
+#[derive(Default)]
+pub(crate) struct Registry {
+    next: AtomicU64,
+    conns: Mutex<HashMap<u64, Arc<Activity>>>,
+}
+
+impl Registry {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<Activity>>> {
+        self.conns.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn register(self: &Arc<Self>, activity: Arc<Activity>) -> Registered {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        self.lock().insert(id, activity);
+        Registered {
+            registry: self.clone(),
+            id,
+        }
+    }
+
+    /// Asks the connection idle longest to close; false when none is idle.
+    pub(crate) fn evict_idlest(&self) -> bool {
+        let conns = self.lock();
+        let idlest = conns
+            .values()
+            .filter_map(|a| Some((a.idle_since()?, a)))
+            .min_by_key(|(since, _)| *since);
+        match idlest {
+            Some((_, a)) => {
+                a.closing.store(true, Ordering::Release);
+                a.close.notify_one();
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// A connection's entry in the [`Registry`], removed on drop.
+struct Registered {
+    registry: Arc<Registry>,
+    id: u64,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        self.registry.lock().remove(&self.id);
     }
 }
 

@@ -44,6 +44,10 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
 pub const DEFAULT_HTTP2_MAX_STREAMS: u32 = 8;
 /// Default slowest accepted request body, bytes/s.
 pub const DEFAULT_MIN_BODY_RATE: u64 = 1024 * 1024;
+/// At the connection cap, how long a new connection waits for the one it
+/// evicted to close, and how many may wait at once.
+const ROOM_WAIT: Duration = Duration::from_millis(500);
+const ROOM_WAITERS: usize = 256;
 /// Connections the metrics port serves at once.
 const METRICS_CONNECTIONS: usize = 32;
 
@@ -204,6 +208,8 @@ pub async fn start(cfg: ServerConfig) -> anyhow::Result<Handle> {
     };
     let max_connections = cfg.limits.max_connections;
     let permits = Arc::new(Semaphore::new(max_connections));
+    let waiters = Arc::new(Semaphore::new(ROOM_WAITERS));
+    let registry = Arc::new(conn::Registry::default());
     let (request_timeout, idle_timeout) = (cfg.request_timeout, cfg.idle_timeout);
     let accept_metrics = metrics.clone();
     let mut accept_stop = stop_rx.clone();
@@ -222,17 +228,8 @@ pub async fn start(cfg: ServerConfig) -> anyhow::Result<Handle> {
                     }
                 },
             };
-            let Ok(permit) = permits.clone().try_acquire_owned() else {
-                // At the cap: close at once, before any TLS work.
-                drop(tcp);
-                if last_full_warning.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
-                    last_full_warning = Some(tokio::time::Instant::now());
-                    tracing::warn!(%peer, max_connections, "connection limit reached: closing new connections");
-                }
-                continue;
-            };
             let _ = tcp.set_nodelay(true);
-            let conn = Connection {
+            let mut conn = Connection {
                 acceptor: acceptor.clone(),
                 builders: builders.clone(),
                 service: service.clone(),
@@ -240,10 +237,37 @@ pub async fn start(cfg: ServerConfig) -> anyhow::Result<Handle> {
                 metrics: accept_metrics.clone(),
                 request_timeout,
                 idle_timeout,
-                _permit: permit,
+                permit: None,
+                registry: registry.clone(),
                 _done: done_tx.clone(),
             };
-            tokio::spawn(conn.serve(tcp, peer));
+            if let Ok(permit) = permits.clone().try_acquire_owned() {
+                conn.permit = Some(permit);
+                tokio::spawn(conn.serve(tcp, peer));
+                continue;
+            }
+            // At the cap: the connection idle longest makes room; with none
+            // idle (or too many already waiting), close at once.
+            let waiter = waiters.clone().try_acquire_owned();
+            if let Ok(waiter) = waiter
+                && registry.evict_idlest()
+            {
+                let permits = permits.clone();
+                tokio::spawn(async move {
+                    let room = tokio::time::timeout(ROOM_WAIT, permits.acquire_owned()).await;
+                    drop(waiter);
+                    if let Ok(Ok(permit)) = room {
+                        conn.permit = Some(permit);
+                        conn.serve(tcp, peer).await;
+                    }
+                });
+                continue;
+            }
+            drop((conn, tcp));
+            if last_full_warning.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
+                last_full_warning = Some(tokio::time::Instant::now());
+                tracing::warn!(%peer, max_connections, "connection limit reached, none idle: closing new connections");
+            }
         }
         tracing::debug!("listener closed");
     });
