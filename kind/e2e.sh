@@ -74,9 +74,17 @@ if [[ "$CERT_MODE" == existingSecret ]]; then
   k -n "$NS" get secret floe-guard-tls -o jsonpath='{.data.ca\.crt}' | base64 -d >"$ca_file"
   cert_args=(--set certificates.mode=existingSecret --set-file "certificates.existingSecret.caBundle=$ca_file")
 fi
+# floe-guard's NetworkPolicy admits 8443 only from the API server: on kind
+# with Calico (IPIP) that is the control-plane node, and its tunnel address
+# for webhook pods on the other nodes.
+cp_node=$(k get nodes -l node-role.kubernetes.io/control-plane -o jsonpath='{.items[0].metadata.name}')
+cp_ip=$(k get node "$cp_node" -o jsonpath='{.status.addresses[?(@.type=="InternalIP")].address}')
+cp_tunnel=$(k get node "$cp_node" -o jsonpath='{.metadata.annotations.projectcalico\.org/IPv4IPIPTunnelAddr}')
+api_cidrs="${cp_ip}/32${cp_tunnel:+,${cp_tunnel}/32}"
 # The bootstrap runs as a post-install hook, so --wait covers it too.
 helm --kube-context "$KCTX" install floe-guard charts/floe-guard --namespace "$NS" \
   --set image.repository=floe-guard --set image.tag=e2e --set image.pullPolicy=Never \
+  --set "networkPolicy.apiServer.cidrs={${api_cidrs}}" \
   --set 'domains={sales,marketing}' "${cert_args[@]}" --wait --timeout 10m
 
 echo "== fixtures: Polaris-like and OTel-like services in floe-platform, a pod in a domain"

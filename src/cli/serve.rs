@@ -10,7 +10,7 @@ use clap::Args;
 
 use super::{ConfigArg, Outcome};
 use crate::certs::{Bundle, SanList};
-use crate::server::{self, ServerConfig, TlsSource};
+use crate::server::{self, Limits, ServerConfig, TlsSource};
 
 /// `floe-guard serve`.
 #[derive(Debug, Args)]
@@ -48,10 +48,36 @@ pub struct ServeArgs {
     /// Largest accepted request body, bytes (larger: 413).
     #[arg(long, default_value_t = server::DEFAULT_MAX_BODY_BYTES, value_name = "BYTES")]
     pub max_body_bytes: usize,
+    /// The container's memory limit (bytes, or with Ki/Mi/Gi), from which the
+    /// body budget and the connection cap are derived (default: the cgroup's
+    /// limit, else 128Mi).
+    #[arg(long, env = "FLOE_GUARD_MEMORY_LIMIT", value_name = "BYTES", value_parser = server::limits::parse_bytes)]
+    pub memory_limit: Option<u64>,
+    /// Bytes of request bodies held in memory at once, over all connections
+    /// (default: a quarter of the memory limit). A request that cannot get
+    /// its share is answered 503 with Retry-After.
+    #[arg(long, value_name = "BYTES", value_parser = server::limits::parse_bytes)]
+    pub body_budget: Option<u64>,
+    /// Open connections on the webhook port; more are closed at once
+    /// (default: derived from the memory limit, 1024 for 128Mi).
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<usize>,
+    /// Concurrent HTTP/2 streams per connection.
+    #[arg(long, default_value_t = server::DEFAULT_HTTP2_MAX_STREAMS, value_name = "N")]
+    pub http2_max_streams: u32,
+    /// Slowest accepted request body, bytes/s: a body of N bytes must arrive
+    /// within 1 s + N / rate (and the request timeout), else 408.
+    #[arg(long, default_value_t = server::DEFAULT_MIN_BODY_RATE, value_name = "BYTES_PER_S")]
+    pub min_body_rate: u64,
+    /// Also serve /metrics, /healthz and /readyz over plain HTTP here (the
+    /// port the NetworkPolicy opens to the monitoring namespace, and the
+    /// kubelet's probes).
+    #[arg(long, value_name = "ADDR", env = "FLOE_GUARD_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
     /// Seconds for a TLS handshake, and for a request to arrive once started.
     #[arg(long, default_value_t = 10, value_name = "SECONDS")]
     pub request_timeout: u64,
-    /// Seconds an idle HTTP/1.1 keep-alive connection is kept open.
+    /// Seconds an idle keep-alive connection (HTTP/1.1 or HTTP/2) is kept open.
     #[arg(long, default_value_t = 120, value_name = "SECONDS")]
     pub idle_timeout: u64,
     /// Seconds between checks of the certificate files for changes.
@@ -100,8 +126,30 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<Outcome> {
             }
         }
     };
+    let memory_limit = args
+        .memory_limit
+        .or_else(server::limits::cgroup_memory_limit)
+        .unwrap_or(server::limits::DEFAULT_MEMORY_LIMIT);
+    let derived = Limits::for_memory(memory_limit, args.max_body_bytes);
+    let limits = Limits {
+        body_budget: args.body_budget.map_or(derived.body_budget, |b| {
+            usize::try_from(b).unwrap_or(usize::MAX)
+        }),
+        max_connections: args.max_connections.unwrap_or(derived.max_connections),
+    };
+    if limits.body_budget < args.max_body_bytes {
+        anyhow::bail!(
+            "--body-budget {} is below --max-body-bytes {}: no maximum-size review could be read",
+            limits.body_budget,
+            args.max_body_bytes
+        );
+    }
     let cfg = ServerConfig {
         max_body_bytes: args.max_body_bytes,
+        limits,
+        http2_max_streams: args.http2_max_streams.max(1),
+        min_body_rate: args.min_body_rate.max(1),
+        metrics_addr: args.metrics_addr,
         request_timeout: Duration::from_secs(args.request_timeout),
         idle_timeout: Duration::from_secs(args.idle_timeout),
         cert_reload_interval: Duration::from_secs(args.cert_reload_interval.max(1)),

@@ -5,9 +5,16 @@
 //! [`start`] binds, loads the certificate and returns a [`Handle`] with the
 //! bound address, the readiness flag and the shutdown trigger, so tests run
 //! the real server in-process on an ephemeral port.
+//!
+//! Memory is bounded by construction (`docs/hostile-input.md`): request
+//! bodies draw on one global byte budget ([`budget`]), open connections on a
+//! cap ([`conn`]), both derived from the memory limit ([`limits`]).
 
+mod budget;
+mod conn;
 mod deadline;
 mod http;
+pub mod limits;
 pub mod metrics;
 mod tls;
 
@@ -17,22 +24,32 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Semaphore, mpsc, watch};
 
+pub use limits::Limits;
 pub use tls::TlsSource;
 
 use crate::config::Config;
-use deadline::RequestDeadline;
+use conn::{Builders, Connection};
 use metrics::Metrics;
 
 /// Default listen address.
 pub const DEFAULT_ADDR: &str = "0.0.0.0:8443";
 /// Default largest request body: kube-apiserver caps objects at about 3 MiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
+/// Default concurrent HTTP/2 streams per connection.
+pub const DEFAULT_HTTP2_MAX_STREAMS: u32 = 8;
+/// Default slowest accepted request body, bytes/s.
+pub const DEFAULT_MIN_BODY_RATE: u64 = 1024 * 1024;
+/// At the connection cap, how long a new connection waits for the one it
+/// evicted to close, and how many may wait at once.
+const ROOM_WAIT: Duration = Duration::from_millis(500);
+const ROOM_WAITERS: usize = 256;
+/// Connections the metrics port serves at once.
+const METRICS_CONNECTIONS: usize = 32;
 
 /// Everything the server needs.
 #[derive(Debug, Clone)]
@@ -45,6 +62,17 @@ pub struct ServerConfig {
     pub config: Arc<Config>,
     /// Largest request body; larger ones get 413.
     pub max_body_bytes: usize,
+    /// The bytes of request bodies held at once and the open-connection
+    /// cap.
+    pub limits: Limits,
+    /// Concurrent HTTP/2 streams per connection.
+    pub http2_max_streams: u32,
+    /// Slowest accepted request body, bytes/s: a body of N bytes must arrive
+    /// within 1 s + N / rate (and `request_timeout`).
+    pub min_body_rate: u64,
+    /// Where to serve `/metrics`, `/healthz` and `/readyz` over plain HTTP
+    /// (none: only on the TLS port).
+    pub metrics_addr: Option<SocketAddr>,
     /// Time for the TLS handshake, and from the first byte of a request to
     /// the whole request (headers and body).
     pub request_timeout: Duration,
@@ -69,6 +97,10 @@ impl ServerConfig {
             tls,
             config,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            limits: Limits::for_memory(limits::DEFAULT_MEMORY_LIMIT, DEFAULT_MAX_BODY_BYTES),
+            http2_max_streams: DEFAULT_HTTP2_MAX_STREAMS,
+            min_body_rate: DEFAULT_MIN_BODY_RATE,
+            metrics_addr: None,
             request_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(120),
             cert_reload_interval: Duration::from_secs(5),
@@ -81,6 +113,7 @@ impl ServerConfig {
 /// A running server.
 pub struct Handle {
     addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
     ready: Arc<AtomicBool>,
     metrics: Arc<Metrics>,
     stop: watch::Sender<bool>,
@@ -93,6 +126,11 @@ impl Handle {
     /// The bound address.
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The bound address of the metrics port, if any.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// Whether `/readyz` answers 200.
@@ -145,15 +183,13 @@ pub async fn start(cfg: ServerConfig) -> anyhow::Result<Handle> {
         config: cfg.config.clone(),
         max_body_bytes: cfg.max_body_bytes,
         body_timeout: cfg.request_timeout,
+        min_body_rate: cfg.min_body_rate,
+        budget: budget::Budget::new(cfg.limits.body_budget),
         ready: ready.clone(),
         metrics: metrics.clone(),
     });
-    let service = TowerToHyperService::new(http::router(state));
-
-    let builders = Builders {
-        h1: Arc::new(http_builder(cfg.idle_timeout).http1_only()),
-        h2: Arc::new(http_builder(cfg.idle_timeout).http2_only()),
-    };
+    let service = TowerToHyperService::new(http::router(state.clone()));
+    let builders = Builders::new(cfg.idle_timeout, cfg.http2_max_streams);
 
     let (stop, stop_rx) = watch::channel(false);
     let (done_tx, done) = mpsc::channel::<()>(1);
@@ -166,9 +202,18 @@ pub async fn start(cfg: ServerConfig) -> anyhow::Result<Handle> {
             }
         });
     }
-    let request_timeout = cfg.request_timeout;
+    let metrics_addr = match cfg.metrics_addr {
+        Some(at) => Some(serve_metrics(at, state, stop_rx.clone()).await?),
+        None => None,
+    };
+    let max_connections = cfg.limits.max_connections;
+    let permits = Arc::new(Semaphore::new(max_connections));
+    let waiters = Arc::new(Semaphore::new(ROOM_WAITERS));
+    let registry = Arc::new(conn::Registry::default());
+    let (request_timeout, idle_timeout) = (cfg.request_timeout, cfg.idle_timeout);
     let accept_metrics = metrics.clone();
     let mut accept_stop = stop_rx.clone();
+    let mut last_full_warning: Option<tokio::time::Instant> = None;
     tokio::spawn(async move {
         loop {
             let (tcp, peer) = tokio::select! {
@@ -184,24 +229,59 @@ pub async fn start(cfg: ServerConfig) -> anyhow::Result<Handle> {
                 },
             };
             let _ = tcp.set_nodelay(true);
-            let conn = Connection {
+            let mut conn = Connection {
                 acceptor: acceptor.clone(),
                 builders: builders.clone(),
                 service: service.clone(),
                 stop: stop_rx.clone(),
                 metrics: accept_metrics.clone(),
                 request_timeout,
+                idle_timeout,
+                permit: None,
+                registry: registry.clone(),
                 _done: done_tx.clone(),
             };
-            tokio::spawn(conn.serve(tcp, peer));
+            if let Ok(permit) = permits.clone().try_acquire_owned() {
+                conn.permit = Some(permit);
+                tokio::spawn(conn.serve(tcp, peer));
+                continue;
+            }
+            // At the cap: the connection idle longest makes room; with none
+            // idle (or too many already waiting), close at once.
+            let waiter = waiters.clone().try_acquire_owned();
+            if let Ok(waiter) = waiter
+                && registry.evict_idlest()
+            {
+                let permits = permits.clone();
+                tokio::spawn(async move {
+                    let room = tokio::time::timeout(ROOM_WAIT, permits.acquire_owned()).await;
+                    drop(waiter);
+                    if let Ok(Ok(permit)) = room {
+                        conn.permit = Some(permit);
+                        conn.serve(tcp, peer).await;
+                    }
+                });
+                continue;
+            }
+            drop((conn, tcp));
+            if last_full_warning.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
+                last_full_warning = Some(tokio::time::Instant::now());
+                tracing::warn!(%peer, max_connections, "connection limit reached, none idle: closing new connections");
+            }
         }
         tracing::debug!("listener closed");
     });
     ready.store(true, Ordering::Release);
     metrics.set_ready(true);
-    tracing::info!(%addr, "serving admission webhooks over HTTPS");
+    tracing::info!(
+        %addr,
+        body_budget = cfg.limits.body_budget,
+        max_connections = cfg.limits.max_connections,
+        "serving admission webhooks over HTTPS"
+    );
     Ok(Handle {
         addr,
+        metrics_addr,
         ready,
         metrics,
         stop,
@@ -211,103 +291,48 @@ pub async fn start(cfg: ServerConfig) -> anyhow::Result<Handle> {
     })
 }
 
-type Service = TowerToHyperService<axum::Router>;
-
-/// Connection builders by ALPN protocol: no protocol sniffing per connection.
-#[derive(Clone)]
-struct Builders {
-    h1: Arc<auto::Builder<TokioExecutor>>,
-    h2: Arc<auto::Builder<TokioExecutor>>,
-}
-
-/// HTTP/1.1 keep-alive, idle connections closed after `idle` (hyper's header
-/// read timeout runs from the end of the previous response); HTTP/2 with
-/// keep-alive pings.
-fn http_builder(idle: Duration) -> auto::Builder<TokioExecutor> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .keep_alive(true)
-        .header_read_timeout(idle);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .keep_alive_interval(Duration::from_secs(30))
-        .keep_alive_timeout(Duration::from_secs(20))
-        .max_concurrent_streams(256);
-    builder
-}
-
-/// One accepted TCP connection and what it needs.
-struct Connection {
-    acceptor: tokio_rustls::TlsAcceptor,
-    builders: Builders,
-    service: Service,
-    stop: watch::Receiver<bool>,
-    metrics: Arc<Metrics>,
-    request_timeout: Duration,
-    /// Dropped when the connection ends; shutdown waits for all of them.
-    _done: mpsc::Sender<()>,
-}
-
-impl Connection {
-    async fn serve(mut self, tcp: tokio::net::TcpStream, peer: SocketAddr) {
-        self.metrics.connections(1);
-        let handshake = tokio::time::timeout(self.request_timeout, self.acceptor.accept(tcp));
-        let tls = match handshake.await {
-            Ok(Ok(tls)) => tls,
-            Ok(Err(e)) => {
-                self.metrics.tls_handshake_failed();
-                self.metrics.connections(-1);
-                tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                return;
-            }
-            Err(_) => {
-                self.metrics.tls_handshake_failed();
-                self.metrics.connections(-1);
-                tracing::debug!(%peer, "TLS handshake timed out");
-                return;
-            }
-        };
-        let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
-        let result = if h2 {
-            let conn = self
-                .builders
-                .h2
-                .serve_connection(TokioIo::new(tls), self.service.clone());
-            drive(conn, &mut self.stop).await
-        } else {
-            let io = RequestDeadline::new(tls, self.request_timeout);
-            let conn = self
-                .builders
-                .h1
-                .serve_connection(TokioIo::new(io), self.service.clone());
-            drive(conn, &mut self.stop).await
-        };
-        if let Err(e) = result {
-            tracing::debug!(%peer, error = %e, "connection ended with an error");
+/// Serves `/metrics`, `/healthz` and `/readyz` over plain HTTP/1.1 on `at`
+/// (Prometheus and the kubelet's probes: never behind the webhook port's
+/// connection cap), at most [`METRICS_CONNECTIONS`] connections at once.
+async fn serve_metrics(
+    at: SocketAddr,
+    state: Arc<http::AppState>,
+    mut stop: watch::Receiver<bool>,
+) -> anyhow::Result<SocketAddr> {
+    let listener = TcpListener::bind(at)
+        .await
+        .with_context(|| format!("cannot listen on {at} (metrics)"))?;
+    let bound = listener.local_addr()?;
+    let service = TowerToHyperService::new(http::metrics_router(state));
+    let permits = Arc::new(Semaphore::new(METRICS_CONNECTIONS));
+    tokio::spawn(async move {
+        loop {
+            let tcp = tokio::select! {
+                _ = stopped(&mut stop) => break,
+                accepted = listener.accept() => match accepted {
+                    Ok((tcp, _)) => tcp,
+                    Err(_) => {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+            };
+            let Ok(permit) = permits.clone().try_acquire_owned() else {
+                continue;
+            };
+            let service = service.clone();
+            tokio::spawn(async move {
+                let conn = hyper::server::conn::http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(Duration::from_secs(10))
+                    .serve_connection(TokioIo::new(tcp), service);
+                let _ = tokio::time::timeout(Duration::from_secs(30), conn).await;
+                drop(permit);
+            });
         }
-        self.metrics.connections(-1);
-    }
-}
-
-/// Serves a connection to its end, shutting it down gracefully once `stop`
-/// turns true.
-async fn drive<I>(
-    conn: auto::Connection<'_, TokioIo<I>, Service, TokioExecutor>,
-    stop: &mut watch::Receiver<bool>,
-) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
-where
-    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    tokio::pin!(conn);
-    tokio::select! {
-        result = conn.as_mut() => return result,
-        _ = stopped(stop) => {}
-    }
-    conn.as_mut().graceful_shutdown();
-    conn.await
+    });
+    tracing::info!(addr = %bound, "serving metrics and probes over HTTP");
+    Ok(bound)
 }
 
 /// Resolves once shutdown has been triggered (or the [`Handle`] dropped).

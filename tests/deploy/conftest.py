@@ -51,12 +51,18 @@ def kustomize() -> tuple[dict, ...]:
     return tuple(docs(out))
 
 
+# The chart refuses to render without the API server's source addresses
+# (floe-guard's own NetworkPolicy); every render gets this one unless the
+# values set `networkPolicy` themselves.
+API_SERVER = {"networkPolicy": {"apiServer": {"cidrs": ["172.18.0.2/32"]}}}
+
+
 def render(values: dict | None = None, namespace: str = NAMESPACE, name: str = RELEASE) -> list[dict]:
     """The chart rendered offline as an install, as objects (NOTES.txt left out)."""
     import helm_python as helm
 
     chart = helm.Chart.load(str(CHART))
-    out = chart.render(values or {}, name=name, namespace=namespace, is_install=True)
+    out = chart.render({**API_SERVER, **(values or {})}, name=name, namespace=namespace, is_install=True)
     objs: list[dict] = []
     for path, text in sorted(out.items()):
         if path.endswith("NOTES.txt"):

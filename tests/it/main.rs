@@ -31,6 +31,7 @@ mod pss_alloc;
 mod pss_cli;
 mod pss_conformance;
 mod reliability_faults;
+mod reliability_flood;
 mod reliability_hostile;
 mod reliability_manifests;
 mod reliability_security;

@@ -302,6 +302,10 @@ async fn sigterm_under_load_fails_no_request_and_exits_within_the_grace_period()
         &timeout.to_string(),
         "--request-timeout",
         "10",
+        // The straddling request below pauses mid-body for seconds, slower
+        // than the default minimum body rate allows.
+        "--min-body-rate",
+        "1",
     ])
     .await;
     let url = s.url();
