@@ -1,6 +1,7 @@
 //! The parts of the raw manifests that derive from the config, rendered by
-//! `floe-guard manifests …`: the managed namespaces, and the RBAC of the
-//! certs and bootstrap Jobs.
+//! `floe-guard manifests …`: the managed namespaces, the RBAC of the certs
+//! and bootstrap Jobs, and the webhook configurations' namespace selection
+//! ([`webhooks`]).
 //!
 //! Rule: least privilege, derived from the config. Every right names the
 //! objects it applies to where Kubernetes allows it (`resourceNames`; never
@@ -15,6 +16,9 @@ use serde_json::{Value, json};
 
 use crate::bootstrap;
 use crate::config::Config;
+
+mod webhooks;
+pub use webhooks::{job_namespaces, webhooks};
 
 /// What the rendering needs besides the config.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,7 +73,7 @@ pub fn to_yaml(header: &str, docs: &[Doc]) -> Result<String, serde_yaml_ng::Erro
     Ok(out)
 }
 
-fn labels(component: &str) -> Value {
+pub(crate) fn labels(component: &str) -> Value {
     json!({"app.kubernetes.io/name": "floe-guard", "app.kubernetes.io/component": component})
 }
 

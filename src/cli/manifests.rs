@@ -1,7 +1,8 @@
 //! `floe-guard manifests …`: print the parts of the raw manifests that derive
 //! from the config ([`crate::manifests`]), as YAML on standard output.
 //!
-//! `manifests/managed-namespaces.yaml` and `manifests/rbac.yaml` are this
+//! `manifests/managed-namespaces.yaml`, `manifests/rbac.yaml` and
+//! `manifests/webhooks.yaml` are this
 //! command's output for `manifests/config/manifest.yaml` (a test holds them
 //! equal); regenerate them after editing that config.
 
@@ -19,6 +20,9 @@ pub enum ManifestsCommand {
     /// The managed namespaces, labelled as bootstrap labels them (the
     /// bootstrap Roles live in them, so they are created first).
     Namespaces(NamespacesArgs),
+    /// The two webhook configurations, the pod webhook selecting exactly the
+    /// job namespaces of this config (floe-jobs and each floe-DOMAIN-domain).
+    Webhooks(WebhooksArgs),
 }
 
 /// `floe-guard manifests rbac`.
@@ -42,6 +46,16 @@ pub struct NamespacesArgs {
     config: ConfigArg,
 }
 
+/// `floe-guard manifests webhooks`.
+#[derive(Debug, Args)]
+pub struct WebhooksArgs {
+    #[command(flatten)]
+    config: ConfigArg,
+    /// floe-guard's namespace (its Service; never sent to either webhook).
+    #[arg(long, short = 'n', default_value = "floe-guard")]
+    namespace: String,
+}
+
 /// Runs `floe-guard manifests …`.
 pub fn run(command: ManifestsCommand) -> anyhow::Result<Outcome> {
     let (what, docs): (&str, Vec<Doc>) = match command {
@@ -59,6 +73,13 @@ pub fn run(command: ManifestsCommand) -> anyhow::Result<Outcome> {
         }
         ManifestsCommand::Namespaces(NamespacesArgs { config }) => {
             ("namespaces", manifests::namespaces(&config.load()?))
+        }
+        ManifestsCommand::Webhooks(WebhooksArgs { config, namespace }) => {
+            let install = Install {
+                namespace,
+                ..Install::default()
+            };
+            ("webhooks", manifests::webhooks(&config.load()?, &install))
         }
     };
     let header = format!(
