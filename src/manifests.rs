@@ -18,7 +18,7 @@ use crate::bootstrap;
 use crate::config::Config;
 
 mod webhooks;
-pub use webhooks::{job_namespaces, webhooks};
+pub use webhooks::{POD_WEBHOOK, job_namespaces, selector_drift, webhooks};
 
 /// What the rendering needs besides the config.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -275,12 +275,19 @@ pub fn rbac(cfg: &Config, install: &Install) -> Vec<Doc> {
         });
     }
     docs.push(Doc {
-        why: "network audit / diff / check-cni: read-only, cluster-wide (they report on every namespace).\n\
+        why: "network audit / diff / check-cni: read-only, cluster-wide (they report on every namespace;\n\
+              audit also compares floe-guard's pod webhook selector with the config).\n\
               Bound to nobody: bind it to the people or the CI identity that run these commands.",
         object: role("ClusterRole", "floe-guard-network-reader", None, "network-audit", vec![
             rule("", &["namespaces", "pods"], &[], &["get", "list"]),
             rule("networking.k8s.io", &["networkpolicies"], &[], &["get", "list"]),
             rule("apps", &["daemonsets"], &[], &["list"]),
+            rule(
+                "admissionregistration.k8s.io",
+                &["mutatingwebhookconfigurations"],
+                &[&install.webhook],
+                &["get"],
+            ),
         ]),
     });
     docs.push(Doc {

@@ -9,6 +9,7 @@
 //! `kube-system` or floe-guard's own namespace. The Helm chart renders the
 //! same from its values (`templates/webhooks.yaml`).
 
+use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use serde_json::{Value, json};
 
 use super::{Doc, Install, labels};
@@ -47,6 +48,67 @@ const FLOE_MANAGED: &str = "object.metadata.name.startsWith('floe-')
     && 'app.kubernetes.io/part-of' in oldObject.metadata.labels
     && oldObject.metadata.labels['app.kubernetes.io/part-of'] == 'floe')";
 
+/// The name of the pod webhook inside the MutatingWebhookConfiguration.
+pub const POD_WEBHOOK: &str = "pods.floe-guard.floe.dev";
+
+/// What a deployed pod webhook's namespace selection gets wrong for this
+/// config, as one line with the fix; `None` when it selects exactly the job
+/// namespaces. Read from the `kubernetes.io/metadata.name In [...]`
+/// expression the manifests and the chart render.
+pub fn selector_drift(cfg: &Config, deployed: &MutatingWebhookConfiguration) -> Option<String> {
+    let name = deployed.metadata.name.as_deref().unwrap_or_default();
+    let hook = deployed
+        .webhooks
+        .iter()
+        .flatten()
+        .find(|w| w.name == POD_WEBHOOK);
+    let Some(hook) = hook else {
+        return Some(format!(
+            "webhook {name}: no {POD_WEBHOOK} webhook, so no job pod is hardened; \
+             apply `floe-guard manifests webhooks` (Helm: `helm upgrade`)"
+        ));
+    };
+    let selected: Vec<String> = hook
+        .namespace_selector
+        .iter()
+        .flat_map(|s| s.match_expressions.iter().flatten())
+        .filter(|e| e.key == "kubernetes.io/metadata.name" && e.operator == "In")
+        .flat_map(|e| e.values.iter().flatten().cloned())
+        .collect();
+    let expected = job_namespaces(cfg);
+    let missing: Vec<&str> = expected
+        .iter()
+        .filter(|n| !selected.contains(n))
+        .map(String::as_str)
+        .collect();
+    let extra: Vec<&str> = selected
+        .iter()
+        .filter(|n| !expected.contains(n))
+        .map(String::as_str)
+        .collect();
+    if missing.is_empty() && extra.is_empty() {
+        return None;
+    }
+    let mut what = Vec::new();
+    if !missing.is_empty() {
+        what.push(format!(
+            "does not select {} (pods there are not hardened)",
+            missing.join(", ")
+        ));
+    }
+    if !extra.is_empty() {
+        what.push(format!(
+            "selects {}, not a job namespace of the config",
+            extra.join(", ")
+        ));
+    }
+    Some(format!(
+        "webhook {name}/{POD_WEBHOOK} {}; render it from the config: \
+         `floe-guard manifests webhooks --config CONFIG | kubectl apply -f -` (Helm: `helm upgrade`)",
+        what.join(" and ")
+    ))
+}
+
 /// The MutatingWebhookConfiguration (pods) and the
 /// ValidatingWebhookConfiguration (namespaces) for this config.
 pub fn webhooks(cfg: &Config, install: &Install) -> Vec<Doc> {
@@ -60,7 +122,7 @@ pub fn webhooks(cfg: &Config, install: &Install) -> Vec<Doc> {
         })
     };
     let mut pods = hook(
-        "pods.floe-guard.floe.dev",
+        POD_WEBHOOK,
         "/mutate",
         vec![
             rule(&["CREATE"], "pods", "Namespaced"),
@@ -135,6 +197,35 @@ mod tests {
             ["kube-system", "floe-guard"]
         );
         assert_eq!(selector_values(&docs[1], "In"), Vec::<Value>::new());
+    }
+
+    fn deployed(docs: &[Doc]) -> MutatingWebhookConfiguration {
+        serde_json::from_value(docs[0].object.clone()).unwrap()
+    }
+
+    #[test]
+    fn a_selector_rendered_for_another_config_is_reported_with_the_fix() {
+        let two = Config::from_yaml("domains: [sales, marketing]\n", "t").unwrap();
+        let one = Config::from_yaml("domains: [sales, legacy]\n", "t").unwrap();
+        assert_eq!(
+            selector_drift(&two, &deployed(&webhooks(&two, &Install::default()))),
+            None
+        );
+        let drift = selector_drift(&two, &deployed(&webhooks(&one, &Install::default()))).unwrap();
+        assert_eq!(
+            drift,
+            "webhook floe-guard/pods.floe-guard.floe.dev does not select floe-marketing-domain \
+             (pods there are not hardened) and selects floe-legacy-domain, not a job namespace of \
+             the config; render it from the config: `floe-guard manifests webhooks --config CONFIG \
+             | kubectl apply -f -` (Helm: `helm upgrade`)"
+        );
+        let mut other = deployed(&webhooks(&two, &Install::default()));
+        other.webhooks.as_mut().unwrap()[0].name = "other.example.com".into();
+        assert!(
+            selector_drift(&two, &other)
+                .unwrap()
+                .contains("no pods.floe-guard.floe.dev")
+        );
     }
 
     #[test]
