@@ -55,33 +55,31 @@ fn anchor(heading: &str) -> String {
         .collect()
 }
 
-/// The anchors of a markdown file's headings (outside code blocks).
-fn anchors(text: &str) -> BTreeSet<String> {
+/// The lines of a markdown file outside fenced code blocks.
+fn prose(text: &str) -> impl Iterator<Item = &str> {
     let mut fenced = false;
-    let mut out = BTreeSet::new();
-    for line in text.lines() {
+    text.lines().filter(move |line| {
         if line.trim_start().starts_with("```") {
             fenced = !fenced;
-        } else if !fenced && line.starts_with('#') {
-            out.insert(anchor(line.trim_start_matches('#')));
+            return false;
         }
-    }
-    out
+        !fenced
+    })
+}
+
+/// The anchors of a markdown file's headings (outside code blocks).
+fn anchors(text: &str) -> BTreeSet<String> {
+    prose(text)
+        .filter(|l| l.starts_with('#'))
+        .map(|l| anchor(l.trim_start_matches('#')))
+        .collect()
 }
 
 /// The `](target)` link targets of a markdown file, outside code blocks and
 /// code spans.
 fn links(text: &str) -> Vec<String> {
-    let mut fenced = false;
     let mut out = Vec::new();
-    for line in text.lines() {
-        if line.trim_start().starts_with("```") {
-            fenced = !fenced;
-            continue;
-        }
-        if fenced {
-            continue;
-        }
+    for line in prose(text) {
         for mut rest in line.split('`').step_by(2) {
             while let Some(i) = rest.find("](") {
                 rest = &rest[i + 2..];
