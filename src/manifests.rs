@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 
 use crate::bootstrap;
 use crate::config::Config;
+use crate::network::reports::REPORT_NAME;
 
 mod webhooks;
 pub use webhooks::{POD_WEBHOOK, job_namespaces, selector_drift, webhooks};
@@ -292,21 +293,20 @@ pub fn rbac(cfg: &Config, install: &Install) -> Vec<Doc> {
     });
     docs.push(Doc {
         why: "network audit --apply-reports: write floe-guard's policy reports (openreports.io and\n\
-              wgpolicyk8s.io), in any audited namespace. Bound to nobody, like the reader above.",
-        object: role("ClusterRole", "floe-guard-report-writer", None, "network-audit", vec![
-            rule(
-                "openreports.io",
-                &["reports", "clusterreports"],
-                &[],
-                &["list", "create", "patch", "delete"],
-            ),
-            rule(
-                "wgpolicyk8s.io",
-                &["policyreports", "clusterpolicyreports"],
-                &[],
-                &["list", "create", "patch", "delete"],
-            ),
-        ]),
+              wgpolicyk8s.io), in any audited namespace: create and list (which RBAC cannot restrict\n\
+              by name), patch and delete only the reports named floe-guard-audit. Bound to nobody.",
+        object: role("ClusterRole", "floe-guard-report-writer", None, "network-audit", {
+            let kinds = [
+                ("openreports.io", ["reports", "clusterreports"]),
+                ("wgpolicyk8s.io", ["policyreports", "clusterpolicyreports"]),
+            ];
+            let mut rules = Vec::new();
+            for (group, resources) in kinds {
+                rules.push(rule(group, &resources, &[], &["create", "list"]));
+                rules.push(rule(group, &resources, &[REPORT_NAME], &["patch", "delete"]));
+            }
+            rules
+        }),
     });
     docs
 }

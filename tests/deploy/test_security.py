@@ -22,6 +22,13 @@ CLUSTER_READS = {
     ("networking.k8s.io", "servicecidrs"): "bootstrap: service CIDRs when cluster_cidrs is not configured",
 }
 READER = "network-reader"  # read-only ClusterRole bound to nobody
+WRITER = "report-writer"  # floe-guard's policy reports only, bound to nobody
+REPORTS = {
+    ("openreports.io", "reports"),
+    ("openreports.io", "clusterreports"),
+    ("wgpolicyk8s.io", "policyreports"),
+    ("wgpolicyk8s.io", "clusterpolicyreports"),
+}
 
 
 def sources():
@@ -86,6 +93,14 @@ def test_no_cluster_wide_write_without_names_and_cluster_reads_are_the_documente
     _, objs = src
     for o in (o for o in objs if o["kind"] == "ClusterRole"):
         name = o["metadata"]["name"]
+        if name.endswith(WRITER):
+            # Only floe-guard's own reports; create and list cannot be
+            # restricted by name, every other verb is.
+            assert not bound_subjects(objs, "ClusterRole", name)
+            for r in rules(o):
+                assert all((g, res) in REPORTS for g in r["apiGroups"] for res in r["resources"]), r
+                assert set(r["verbs"]) <= {"create", "list"} or r.get("resourceNames"), r
+            continue
         for r in rules(o):
             if WRITE & set(r["verbs"]):
                 assert r.get("resourceNames"), f"cluster-wide write without resourceNames in {name}: {r}"
