@@ -1,6 +1,7 @@
 //! The parts of the raw manifests that derive from the config, rendered by
-//! `floe-guard manifests …`: the managed namespaces, and the RBAC of the
-//! certs and bootstrap Jobs.
+//! `floe-guard manifests …`: the managed namespaces, the RBAC of the certs
+//! and bootstrap Jobs, and the webhook configurations' namespace selection
+//! ([`webhooks`]).
 //!
 //! Rule: least privilege, derived from the config. Every right names the
 //! objects it applies to where Kubernetes allows it (`resourceNames`; never
@@ -16,6 +17,9 @@ use serde_json::{Value, json};
 use crate::bootstrap;
 use crate::config::Config;
 use crate::network::reports::REPORT_NAME;
+
+mod webhooks;
+pub use webhooks::{POD_WEBHOOK, job_namespaces, selector_drift, webhooks};
 
 /// What the rendering needs besides the config.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,7 +74,7 @@ pub fn to_yaml(header: &str, docs: &[Doc]) -> Result<String, serde_yaml_ng::Erro
     Ok(out)
 }
 
-fn labels(component: &str) -> Value {
+pub(crate) fn labels(component: &str) -> Value {
     json!({"app.kubernetes.io/name": "floe-guard", "app.kubernetes.io/component": component})
 }
 
@@ -272,12 +276,19 @@ pub fn rbac(cfg: &Config, install: &Install) -> Vec<Doc> {
         });
     }
     docs.push(Doc {
-        why: "network audit / diff / check-cni: read-only, cluster-wide (they report on every namespace).\n\
+        why: "network audit / diff / check-cni: read-only, cluster-wide (they report on every namespace;\n\
+              audit also compares floe-guard's pod webhook selector with the config).\n\
               Bound to nobody: bind it to the people or the CI identity that run these commands.",
         object: role("ClusterRole", "floe-guard-network-reader", None, "network-audit", vec![
             rule("", &["namespaces", "pods"], &[], &["get", "list"]),
             rule("networking.k8s.io", &["networkpolicies"], &[], &["get", "list"]),
             rule("apps", &["daemonsets"], &[], &["list"]),
+            rule(
+                "admissionregistration.k8s.io",
+                &["mutatingwebhookconfigurations"],
+                &[&install.webhook],
+                &["get"],
+            ),
         ]),
     });
     docs.push(Doc {

@@ -116,7 +116,7 @@ pub enum Command {
     /// NetworkPolicies (server-side apply, field manager `floe-guard`).
     Bootstrap(bootstrap::BootstrapArgs),
     /// Print the parts of the raw manifests derived from the config (RBAC,
-    /// managed namespaces) as YAML.
+    /// managed namespaces, webhook configurations) as YAML.
     #[command(subcommand)]
     Manifests(manifests::ManifestsCommand),
 }

@@ -58,3 +58,19 @@ def test_everything_shipped_or_generated_validates_against(version, tmp_path):
         if (group(obj), obj["kind"]) in NO_SCHEMA:
             continue
         kubernetes_validate.validate(obj, version, strict=True)
+
+
+@pytest.mark.parametrize("version", SUPPORTED)
+@pytest.mark.parametrize("mode", sorted(MODES))
+def test_chart_lints_strictly_for(version, mode):
+    """`helm lint --strict --kube-version` with the Helm v4 library: the
+    templates render with that version's capabilities, and Helm's
+    deprecated-API rule finds nothing deprecated or removed there. (Helm lint
+    does not check the chart's kubeVersion range itself; the test above
+    holds it to the README and to the schemas.)"""
+    import helm_python as helm
+
+    report = helm.lint(str(CHART), MODES[mode] or None, strict=True, namespace="floe-guard", kube_version=f"v{version}")
+    assert report["errors"] == [], report
+    assert [m for m in report["messages"] if m["severity"] >= 2] == [], report
+

@@ -137,3 +137,50 @@ fn audit_reports_100_namespaces_and_5000_pods() {
         "every 10th pod in the 50 restricted namespaces"
     );
 }
+
+/// The MutatingWebhookConfiguration of a multi-document YAML stream.
+fn mutating(yaml: &str) -> Value {
+    serde_yaml_ng::Deserializer::from_str(yaml)
+        .map(|d| <Value as serde::Deserialize>::deserialize(d).unwrap())
+        .find(|d| d["kind"] == "MutatingWebhookConfiguration")
+        .expect("a MutatingWebhookConfiguration")
+}
+
+#[test]
+fn audit_reports_a_pod_webhook_selector_that_disagrees_with_the_config() {
+    let f = FakeApiServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("manifest.yaml");
+    std::fs::write(&config, "domains: [sales]\n").unwrap();
+    let config = config.to_str().unwrap();
+    let run = |args: &[&str]| floe_guard(f.kubeconfig(), args);
+    assert_eq!(
+        run(&["bootstrap", "--config", config]).status.code(),
+        Some(0)
+    );
+    // The webhook as the committed raw manifests render it: floe-jobs only.
+    let committed = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/manifests/webhooks.yaml"
+    ))
+    .unwrap();
+    f.insert(mutating(&committed));
+    let out = run(&["network", "audit", "--config", config]);
+    assert_eq!(out.status.code(), Some(3), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains(
+            "webhook floe-guard/pods.floe-guard.floe.dev does not select floe-sales-domain \
+             (pods there are not hardened); render it from the config"
+        ),
+        "{}",
+        stdout(&out)
+    );
+    // Rendered from the same config: nothing to report.
+    let rendered = std::process::Command::new(env!("CARGO_BIN_EXE_floe-guard"))
+        .args(["manifests", "webhooks", "--config", config])
+        .output()
+        .unwrap();
+    f.insert(mutating(&stdout(&rendered)));
+    let clean = run(&["network", "audit", "--config", config]);
+    assert_eq!(clean.status.code(), Some(0), "{}", stdout(&clean));
+}

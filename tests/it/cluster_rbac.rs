@@ -56,13 +56,14 @@ fn succeeded(out: &std::process::Output) {
 }
 
 #[test]
-fn the_committed_rbac_and_namespaces_are_the_commands_output_for_their_config() {
+fn the_committed_rbac_namespaces_and_webhooks_are_the_commands_output_for_their_config() {
     for (file, args) in [
         ("manifests/rbac.yaml", ["rbac", "--config", CONFIG]),
         (
             "manifests/managed-namespaces.yaml",
             ["namespaces", "--config", CONFIG],
         ),
+        ("manifests/webhooks.yaml", ["webhooks", "--config", CONFIG]),
     ] {
         let committed = std::fs::read_to_string(repo(file)).unwrap();
         assert_eq!(

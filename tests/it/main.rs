@@ -13,6 +13,7 @@ mod cluster_errors;
 mod cluster_operations;
 mod cluster_rbac;
 mod cluster_reports;
+mod docs;
 mod harden_fixtures;
 mod json_differential;
 mod json_edge_cases;

@@ -4,6 +4,7 @@
 
 use anyhow::anyhow;
 use clap::{Args, ValueEnum};
+use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use serde_json::json;
@@ -49,6 +50,11 @@ pub struct AuditArgs {
     /// previous run's.
     #[arg(long)]
     pub apply_reports: bool,
+    /// The MutatingWebhookConfiguration whose pod webhook must select exactly
+    /// the config's job namespaces (Helm: the release's full name). Not
+    /// installed: not checked.
+    #[arg(long, default_value = "floe-guard")]
+    pub webhook: String,
 }
 
 /// `floe-guard network diff`.
@@ -78,8 +84,11 @@ pub struct CheckCniArgs {
 /// `floe-guard network audit`.
 pub fn audit(a: AuditArgs) -> anyhow::Result<Outcome> {
     let cfg = a.config.load()?;
-    let (report, foreign, policy_reports) = block_on(async {
+    let (report, foreign, policy_reports, webhook) = block_on(async {
         let kube = a.cluster.connect().await?;
+        let webhook = kube
+            .get::<MutatingWebhookConfiguration>(None, &a.webhook)
+            .await?;
         let namespaces = kube.list_cluster::<Namespace>(None).await?;
         let policies = kube.list::<NetworkPolicy>(None, None).await?;
         let pods = kube.list::<Pod>(None, None).await?;
@@ -101,7 +110,7 @@ pub fn audit(a: AuditArgs) -> anyhow::Result<Outcome> {
         if a.apply_reports {
             reports::apply(&kube, a.report_api, &found).await?;
         }
-        Ok((report, foreign, found))
+        Ok((report, foreign, found, webhook))
     })?;
     let mut warnings: Vec<String> = report
         .iter()
@@ -122,6 +131,11 @@ pub fn audit(a: AuditArgs) -> anyhow::Result<Outcome> {
             .iter()
             .filter(|f| f.verdict == findings::Verdict::Fail)
             .map(|f| format!("{}: {}", f.subject.name, f.text())),
+    );
+    warnings.extend(
+        webhook
+            .as_ref()
+            .and_then(|w| crate::manifests::selector_drift(&cfg, w)),
     );
     let violating: usize = report.iter().map(|n| n.violating_pods.len()).sum();
     match a.output {

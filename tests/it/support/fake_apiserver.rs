@@ -100,6 +100,12 @@ const KINDS: &[Kind] = &[
         kind: "ClusterPolicyReport",
     },
     Kind {
+        plural: "mutatingwebhookconfigurations",
+        group: "admissionregistration.k8s.io",
+        version: "v1",
+        kind: "MutatingWebhookConfiguration",
+    },
+    Kind {
         plural: "events",
         group: "events.k8s.io",
         version: "v1",
@@ -860,7 +866,7 @@ impl State {
             .iter()
             .filter(|k| k.api_version() == gv)
             .map(|k| {
-                json!({"name": k.plural, "singularName": "", "namespaced": !matches!(k.kind, "ServiceCIDR"),
+                json!({"name": k.plural, "singularName": "", "namespaced": !matches!(k.kind, "ServiceCIDR" | "MutatingWebhookConfiguration"),
                        "kind": k.kind, "verbs": ["create", "delete", "get", "list", "patch", "update", "watch"]})
             })
             .collect();
