@@ -1,6 +1,8 @@
 //! The `floe-guard` binary: parses the command line, sets up logging, runs
 //! the command and maps its outcome to the exit code.
 
+#![forbid(unsafe_code)]
+
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -11,9 +13,9 @@ use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
 
 /// mimalloc: the admission hot path is allocation-heavy (JSON decoding), and
-/// glibc malloc costs it about a third of its time.
+/// glibc malloc costs it about a third of its time (`docs/performance.md`).
 #[global_allocator]
-static ALLOCATOR: floe_guard::allocator::MiMalloc = floe_guard::allocator::MiMalloc;
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

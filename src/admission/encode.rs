@@ -4,7 +4,6 @@
 use serde::Serialize;
 
 use super::{Answer, ReviewLog, Reviewed};
-use crate::json_out;
 
 /// Writes the `AdmissionReview` response. Written by hand rather than through
 /// a serialized struct so the base64 patch is copied once, not escaped.
@@ -13,7 +12,7 @@ pub(super) fn encode(mut log: ReviewLog, a: Answer) -> Reviewed {
     body.extend_from_slice(
         br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":"#,
     );
-    json_out::write_str(&mut body, &log.uid);
+    fastjson::write_str(&mut body, &log.uid);
     body.extend_from_slice(if a.allowed {
         br#","allowed":true"#
     } else {

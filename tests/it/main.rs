@@ -10,8 +10,6 @@ mod cluster_cni;
 mod cluster_diff;
 mod cluster_errors;
 mod harden_fixtures;
-mod json_differential;
-mod json_edge_cases;
 mod network_cli;
 mod network_flows;
 mod network_golden;
