@@ -16,7 +16,7 @@
 //! | [`admission`] | the webhook hot path: decode → decide → encode, and the JSON Patch text |
 //! | [`kube`] | shell: the one Kubernetes client (retries, field manager, errors) |
 //! | [`server`] | shell: HTTPS, deadlines, limits, metrics |
-//! | [`logs`] | shell: the log line format and the server's batched writer |
+//! | [`logs`] | shell: the log line format |
 //! | [`cli`] | shell: one file per command: parse → call the core → print → exit code |
 //!
 //! # The request flow of the webhook

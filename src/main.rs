@@ -3,12 +3,13 @@
 
 #![forbid(unsafe_code)]
 
+use std::io::BufWriter;
 use std::process::ExitCode;
 
 use clap::Parser;
 use floe_guard::cli::{self, Cli, Command, EXIT_ERROR, LogFormat};
 use floe_guard::logs::format::LogLine;
-use floe_guard::logs::writer::BatchedStderr;
+use tracing_appender::non_blocking::NonBlockingBuilder;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
 
@@ -26,19 +27,18 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    // `serve` logs a line per review: batched (see `log_writer`). Other
-    // commands write straight to stderr.
+    // `serve` logs a line per review: handed to a writer thread
+    // (tracing-appender, blocking rather than dropping when its queue is
+    // full) that writes through a buffer flushed whenever the queue runs
+    // empty, so a busy server makes one `write` per batch, not per line
+    // (`docs/performance.md`). Other commands write straight to stderr.
     let flusher = if matches!(cli.command, Command::Serve(_)) {
-        match BatchedStderr::start() {
-            Ok((writer, flusher)) => {
-                init_logs(filter, cli.log_format, writer);
-                Some(flusher)
-            }
-            Err(e) => {
-                eprintln!("error: cannot start the log writer: {e}");
-                return ExitCode::from(EXIT_ERROR);
-            }
-        }
+        let (writer, guard) = NonBlockingBuilder::default()
+            .lossy(false)
+            .thread_name("log-writer")
+            .finish(BufWriter::with_capacity(64 * 1024, std::io::stderr()));
+        init_logs(filter, cli.log_format, writer);
+        Some(guard)
     } else {
         init_logs(filter, cli.log_format, std::io::stderr);
         None
