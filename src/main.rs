@@ -35,6 +35,8 @@ fn main() -> ExitCode {
     let flusher = if matches!(cli.command, Command::Serve(_)) {
         let (writer, guard) = NonBlockingBuilder::default()
             .lossy(false)
+            // The default queue of 128,000 lines takes 4 MiB at start.
+            .buffered_lines_limit(8192)
             .thread_name("log-writer")
             .finish(BufWriter::with_capacity(64 * 1024, std::io::stderr()));
         init_logs(filter, cli.log_format, writer);
