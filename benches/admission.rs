@@ -13,7 +13,7 @@ use support::payloads;
 
 /// The allocator of the `floe-guard` binary, so the figures are the product's.
 #[global_allocator]
-static ALLOCATOR: floe_guard::allocator::MiMalloc = floe_guard::allocator::MiMalloc;
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn admission(c: &mut Criterion) {
     let config = Config::default();

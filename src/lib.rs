@@ -15,10 +15,9 @@
 //! | [`certs`] | CA and serving certificate generation, and the install/rotation plan |
 //! | [`manifests`] | the config-derived raw manifests: managed namespaces and least-privilege RBAC |
 //! | [`admission`] | the webhook hot path: decode → decide → encode, and the JSON Patch text |
-//! | [`json`], [`json_out`] | the fast JSON decoder and writer of the hot path |
 //! | [`kube`] | shell: the one Kubernetes client (retries, field manager, errors) |
 //! | [`server`] | shell: HTTPS, deadlines, limits, metrics |
-//! | [`logs`] | shell: the log line format and the server's batched writer |
+//! | [`logs`] | shell: the log line format |
 //! | [`cli`] | shell: one file per command: parse → call the core → print → exit code |
 //!
 //! # The request flow of the webhook
@@ -28,7 +27,7 @@
 //!                                              │ body bytes
 //!                                              ▼
 //!                          admission::review(endpoint, body, &Config)
-//!                           ├─ decode   lean structs (admission/decode.rs, via json)
+//!                           ├─ decode   lean structs (admission/decode.rs, via fastjson)
 //!                           ├─ decide   /mutate: harden::harden → pss::check
 //!                           │           /validate: namespace::validate
 //!                           └─ encode   AdmissionReview response, base64 JSON Patch
@@ -36,15 +35,18 @@
 //!  kube-apiserver ◀──TLS── server::http ◀──────┘ (+ logs, metrics)
 //! ```
 
+//! The JSON fast path (decoder, string writer) is the workspace crate
+//! `fastjson` (`crates/fastjson`), which holds all the `unsafe` code and SIMD;
+//! this crate has none.
+
+#![forbid(unsafe_code)]
+
 pub mod admission;
-pub mod allocator;
 mod bootstrap;
 pub mod certs;
 pub mod cli;
 pub mod config;
 pub mod harden;
-pub mod json;
-pub mod json_out;
 mod kube;
 pub mod logs;
 pub mod manifests;

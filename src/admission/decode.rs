@@ -26,7 +26,7 @@ pub(super) enum Decoded<O> {
 pub(super) fn decode<O: DeserializeOwned>(body: &[u8]) -> Result<Decoded<O>, BadReview> {
     // The fast decoder accepts exactly what serde_json accepts; on a refusal,
     // serde_json decodes again to word the error.
-    let decoded = crate::json::from_slice::<ReviewIn<O>>(body)
+    let decoded = fastjson::from_slice::<ReviewIn<O>>(body)
         .or_else(|_| serde_json::from_slice::<ReviewIn<O>>(body));
     match decoded {
         Ok(review) => {

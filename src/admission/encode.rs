@@ -1,10 +1,10 @@
 //! Encoding of the AdmissionReview response, byte for byte as the API
 //! server reads it.
 
+use base64::Engine as _;
 use serde::Serialize;
 
 use super::{Answer, ReviewLog, Reviewed};
-use crate::json_out;
 
 /// Writes the `AdmissionReview` response. Written by hand rather than through
 /// a serialized struct so the base64 patch is copied once, not escaped.
@@ -13,7 +13,7 @@ pub(super) fn encode(mut log: ReviewLog, a: Answer) -> Reviewed {
     body.extend_from_slice(
         br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":"#,
     );
-    json_out::write_str(&mut body, &log.uid);
+    fastjson::write_str(&mut body, &log.uid);
     body.extend_from_slice(if a.allowed {
         br#","allowed":true"#
     } else {
@@ -24,7 +24,12 @@ pub(super) fn encode(mut log: ReviewLog, a: Answer) -> Reviewed {
         log.patch_ops = patch.len();
         log.patch_bytes = json.len();
         body.extend_from_slice(br#","patchType":"JSONPatch","patch":""#);
-        base64_simd::STANDARD.encode_append(json, &mut body);
+        let start = body.len();
+        body.resize(start + json.len().div_ceil(3) * 4, 0);
+        let written = base64::engine::general_purpose::STANDARD
+            .encode_slice(json, &mut body[start..])
+            .expect("room for the padded encoding");
+        body.truncate(start + written);
         body.push(b'"');
     }
     if !a.allowed || !a.message.is_empty() {

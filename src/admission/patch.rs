@@ -9,8 +9,6 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::json_out;
-
 /// A JSON Patch of `add` and `replace` operations, as compact JSON text.
 #[derive(Clone, PartialEq, Eq)]
 pub struct JsonPatch {
@@ -119,11 +117,11 @@ fn write_token(json: &mut Vec<u8>, token: &str) {
             b'/' => b"~1",
             _ => continue,
         };
-        json_out::write_str_content(json, &token[start..i]);
+        fastjson::write_str_content(json, &token[start..i]);
         json.extend_from_slice(escaped);
         start = i + 1;
     }
-    json_out::write_str_content(json, &token[start..]);
+    fastjson::write_str_content(json, &token[start..]);
 }
 
 #[cfg(test)]

@@ -243,7 +243,7 @@ impl Visit for JsonFields<'_> {
         self.line.push('"');
         let start = self.line.len();
         let _ = write!(self.line, "{value:?}");
-        if crate::json::find_special::<true>(self.line.as_bytes(), start) < self.line.len() {
+        if fastjson::needs_escape(&self.line[start..]) {
             let text = self.line.split_off(start - 1);
             push_json_str(self.line, &text[1..]);
         } else {
@@ -253,9 +253,7 @@ impl Visit for JsonFields<'_> {
 }
 
 fn push_json_str(line: &mut String, value: &str) {
-    // SAFETY: `write_str` appends `value` with some ASCII characters replaced
-    // by ASCII escapes, which is valid UTF-8 when `value` is.
-    crate::json_out::write_str(unsafe { line.as_mut_vec() }, value);
+    fastjson::write_str_to_string(line, value);
 }
 
 #[cfg(test)]

@@ -1,5 +1,4 @@
-//! Log output: the line format ([`format`]) and the server's batched writer
-//! ([`writer`]).
+//! Log output: the line format ([`format`]). The server writes its lines
+//! through `tracing-appender`'s non-blocking writer (see `main.rs`).
 
 pub mod format;
-pub mod writer;

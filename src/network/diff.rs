@@ -10,6 +10,7 @@ use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use serde::Serialize;
 use serde_json::{Value, json};
+use similar::DiffTag;
 
 use crate::bootstrap::is_floe_managed;
 use crate::network::validate::canonical;
@@ -146,36 +147,30 @@ pub fn namespaces(expected: &[Namespace], deployed: &[Namespace]) -> Vec<Drift> 
         .collect()
 }
 
-/// A unified diff (3 lines of context) of two texts, `from` → `to`.
-pub fn unified(a: &str, b: &str, from: &str, to: &str) -> String {
+/// The line edit script from `a` to `b`: every line of both, tagged `' '`
+/// (in both), `'-'` (only in `a`) or `'+'` (only in `b`), in order, removals
+/// of a changed run before its additions. Lines are compared without their
+/// terminators (`str::lines`). The diff is `similar`'s Myers diff.
+pub(crate) fn line_ops<'t>(a: &'t str, b: &'t str) -> Vec<(char, &'t str)> {
     let a: Vec<&str> = a.lines().collect();
     let b: Vec<&str> = b.lines().collect();
-    // Longest common subsequence, then the edit script.
-    let mut lcs = vec![vec![0usize; b.len() + 1]; a.len() + 1];
-    for i in (0..a.len()).rev() {
-        for j in (0..b.len()).rev() {
-            lcs[i][j] = if a[i] == b[j] {
-                lcs[i + 1][j + 1] + 1
-            } else {
-                lcs[i + 1][j].max(lcs[i][j + 1])
-            };
+    let mut ops = Vec::with_capacity(a.len().max(b.len()));
+    for op in similar::capture_diff_slices(similar::Algorithm::Myers, &a, &b) {
+        let (tag, old, new) = op.as_tag_tuple();
+        match tag {
+            DiffTag::Equal => ops.extend(a[old].iter().map(|l| (' ', *l))),
+            DiffTag::Delete | DiffTag::Insert | DiffTag::Replace => {
+                ops.extend(a[old].iter().map(|l| ('-', *l)));
+                ops.extend(b[new].iter().map(|l| ('+', *l)));
+            }
         }
     }
-    let mut ops: Vec<(char, &str)> = Vec::new();
-    let (mut i, mut j) = (0, 0);
-    while i < a.len() || j < b.len() {
-        if i < a.len() && j < b.len() && a[i] == b[j] {
-            ops.push((' ', a[i]));
-            i += 1;
-            j += 1;
-        } else if i < a.len() && (j == b.len() || lcs[i + 1][j] >= lcs[i][j + 1]) {
-            ops.push(('-', a[i]));
-            i += 1;
-        } else {
-            ops.push(('+', b[j]));
-            j += 1;
-        }
-    }
+    ops
+}
+
+/// A unified diff (3 lines of context) of two texts, `from` → `to`.
+pub fn unified(a: &str, b: &str, from: &str, to: &str) -> String {
+    let ops = line_ops(a, b);
     const CONTEXT: usize = 3;
     let changed: Vec<usize> = (0..ops.len()).filter(|&k| ops[k].0 != ' ').collect();
     let mut out = format!("--- {from}\n+++ {to}\n");

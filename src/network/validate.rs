@@ -169,33 +169,13 @@ fn to_yaml(v: &Value) -> String {
 }
 
 /// Lines of `a` missing from `b` (`- `) and lines of `b` missing from `a` (`+ `),
-/// in order (longest common subsequence).
+/// in order ([`super::diff::line_ops`]).
 fn line_diff(a: &str, b: &str) -> Vec<String> {
-    let (a, b): (Vec<&str>, Vec<&str>) = (a.lines().collect(), b.lines().collect());
-    let mut lcs = vec![vec![0usize; b.len() + 1]; a.len() + 1];
-    for i in (0..a.len()).rev() {
-        for j in (0..b.len()).rev() {
-            lcs[i][j] = if a[i] == b[j] {
-                lcs[i + 1][j + 1] + 1
-            } else {
-                lcs[i + 1][j].max(lcs[i][j + 1])
-            };
-        }
-    }
-    let (mut i, mut j, mut out) = (0, 0, Vec::new());
-    while i < a.len() || j < b.len() {
-        if i < a.len() && j < b.len() && a[i] == b[j] {
-            i += 1;
-            j += 1;
-        } else if j == b.len() || (i < a.len() && lcs[i + 1][j] >= lcs[i][j + 1]) {
-            out.push(format!("- {}", a[i]));
-            i += 1;
-        } else {
-            out.push(format!("+ {}", b[j]));
-            j += 1;
-        }
-    }
-    out
+    super::diff::line_ops(a, b)
+        .into_iter()
+        .filter(|(op, _)| *op != ' ')
+        .map(|(op, line)| format!("{op} {line}"))
+        .collect()
 }
 
 /// A form of a policy in which two policies are equal exactly when they

@@ -68,7 +68,7 @@ async fn metrics(State(s): State<Arc<AppState>>) -> Response {
     (
         [(
             header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            HeaderValue::from_static(super::metrics::CONTENT_TYPE),
         )],
         s.metrics.render(),
     )

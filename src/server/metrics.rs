@@ -1,7 +1,18 @@
-//! Prometheus metrics: lock-free counters, rendered as text exposition format.
+//! Prometheus metrics with `prometheus-client`, rendered in the Prometheus
+//! text format 0.0.4. Every series exists from the start (at zero), so a
+//! scrape shows each webhook, operation, result and status code.
+//!
+//! Library first (`docs/performance.md`): recording a review costs well under
+//! the 1 µs a hand-written exposition would have to save.
 
-use std::fmt::Write;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::prometheus_text;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::info::Info;
+use prometheus_client::registry::Registry;
 
 use crate::admission::Endpoint;
 
@@ -26,33 +37,167 @@ pub enum Outcome {
     Rejected(u16),
 }
 
-/// The server's metrics. Every field is an atomic: recording never blocks.
-#[derive(Debug, Default)]
-pub struct Metrics {
-    requests: [[[AtomicU64; RESULTS.len()]; OPERATIONS.len()]; WEBHOOKS.len()],
-    rejections: [[AtomicU64; REJECT_CODES.len()]; WEBHOOKS.len()],
-    latency_buckets: [[AtomicU64; BUCKETS.len()]; WEBHOOKS.len()],
-    latency_count: [AtomicU64; WEBHOOKS.len()],
-    latency_sum_ns: [AtomicU64; WEBHOOKS.len()],
-    patch_operations: AtomicU64,
-    patch_bytes: AtomicU64,
-    cert_not_after: AtomicI64,
-    cert_reloads: AtomicU64,
-    cert_reload_failures: AtomicU64,
-    cert_reload_failing: AtomicU64,
-    connections: AtomicI64,
-    tls_handshake_failures: AtomicU64,
-    ready: AtomicU64,
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    webhook: &'static str,
+    operation: &'static str,
+    result: &'static str,
 }
 
-fn webhook(endpoint: Endpoint) -> usize {
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RejectionLabels {
+    webhook: &'static str,
+    code: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WebhookLabel {
+    webhook: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: &'static str,
+}
+
+/// The server's metrics: handles into one registry. Recording takes no lock
+/// that a scrape holds for long.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    rejections: Family<RejectionLabels, Counter>,
+    duration: Family<WebhookLabel, Histogram>,
+    patch_operations: Counter,
+    patch_bytes: Counter,
+    cert_not_after: Gauge,
+    cert_reloads: Counter,
+    cert_reload_failures: Counter,
+    cert_reload_failing: Gauge,
+    connections: Gauge,
+    tls_handshake_failures: Counter,
+    ready: Gauge,
+}
+
+fn webhook(endpoint: Endpoint) -> &'static str {
     match endpoint {
-        Endpoint::Mutate => 0,
-        Endpoint::Validate => 1,
+        Endpoint::Mutate => WEBHOOKS[0],
+        Endpoint::Validate => WEBHOOKS[1],
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let m = Metrics {
+            registry: Registry::default(),
+            requests: Family::default(),
+            rejections: Family::default(),
+            duration: Family::new_with_constructor(|| Histogram::new(BUCKETS)),
+            patch_operations: Counter::default(),
+            patch_bytes: Counter::default(),
+            cert_not_after: Gauge::default(),
+            cert_reloads: Counter::default(),
+            cert_reload_failures: Counter::default(),
+            cert_reload_failing: Gauge::default(),
+            connections: Gauge::default(),
+            tls_handshake_failures: Counter::default(),
+            ready: Gauge::default(),
+        };
+        for webhook in WEBHOOKS {
+            for operation in OPERATIONS {
+                for result in RESULTS {
+                    let _ = m.requests.get_or_create(&RequestLabels {
+                        webhook,
+                        operation,
+                        result,
+                    });
+                }
+            }
+            for code in REJECT_CODES {
+                let _ = m
+                    .rejections
+                    .get_or_create(&RejectionLabels { webhook, code });
+            }
+            let _ = m.duration.get_or_create(&WebhookLabel { webhook });
+        }
+        m.register()
     }
 }
 
 impl Metrics {
+    /// Registers every metric under its name (counters get `_total`).
+    fn register(mut self) -> Self {
+        let r = &mut self.registry;
+        r.register(
+            "floe_guard_admission_requests",
+            "Admission requests by webhook, operation and result (rejected: answered with an HTTP error).",
+            self.requests.clone(),
+        );
+        r.register(
+            "floe_guard_admission_rejections",
+            "Admission requests answered with an HTTP error, by webhook and status code.",
+            self.rejections.clone(),
+        );
+        r.register(
+            "floe_guard_admission_duration_seconds",
+            "Time from request to response, body read included.",
+            self.duration.clone(),
+        );
+        r.register(
+            "floe_guard_patch_operations",
+            "JSONPatch operations returned by the mutating webhook.",
+            self.patch_operations.clone(),
+        );
+        r.register(
+            "floe_guard_patch_bytes",
+            "JSONPatch bytes (before base64) returned by the mutating webhook.",
+            self.patch_bytes.clone(),
+        );
+        r.register(
+            "floe_guard_certificate_expiry_timestamp_seconds",
+            "notAfter of the serving certificate, Unix seconds.",
+            self.cert_not_after.clone(),
+        );
+        r.register(
+            "floe_guard_certificate_reloads",
+            "Serving certificate changes loaded from disk.",
+            self.cert_reloads.clone(),
+        );
+        r.register(
+            "floe_guard_certificate_reload_failures",
+            "Changed certificate files that could not be loaded (the previous certificate stays).",
+            self.cert_reload_failures.clone(),
+        );
+        r.register(
+            "floe_guard_certificate_reload_failing",
+            "1 while the certificate files on disk cannot be loaded.",
+            self.cert_reload_failing.clone(),
+        );
+        r.register(
+            "floe_guard_connections",
+            "Open client connections.",
+            self.connections.clone(),
+        );
+        r.register(
+            "floe_guard_tls_handshake_failures",
+            "TLS handshakes that failed or timed out.",
+            self.tls_handshake_failures.clone(),
+        );
+        r.register(
+            "floe_guard_ready",
+            "1 when ready to serve admission requests.",
+            self.ready.clone(),
+        );
+        r.register(
+            "floe_guard_build",
+            "Build information.",
+            Info::new(BuildLabels {
+                version: env!("CARGO_PKG_VERSION"),
+            }),
+        );
+        self
+    }
+
     /// Records one admission request: its operation (as in the review, or
     /// empty when unknown), how it ended, its duration and its patch.
     pub fn record(
@@ -63,196 +208,80 @@ impl Metrics {
         seconds: f64,
         patch: (usize, usize),
     ) {
-        let w = webhook(endpoint);
-        let op = OPERATIONS[..4]
+        let webhook = webhook(endpoint);
+        let operation = OPERATIONS[..4]
             .iter()
-            .position(|o| *o == operation)
-            .unwrap_or(4);
+            .find(|o| **o == operation)
+            .unwrap_or(&OPERATIONS[4]);
         let result = match outcome {
-            Outcome::Allowed => 0,
-            Outcome::Denied => 1,
-            Outcome::Rejected(code) => {
-                let c = REJECT_CODES
+            Outcome::Allowed => RESULTS[0],
+            Outcome::Denied => RESULTS[1],
+            Outcome::Rejected(status) => {
+                let code = REJECT_CODES
                     .iter()
-                    .position(|c| c.parse() == Ok(code))
-                    .unwrap_or(REJECT_CODES.len() - 1);
-                self.rejections[w][c].fetch_add(1, Relaxed);
-                2
+                    .find(|c| c.parse() == Ok(status))
+                    .unwrap_or(&REJECT_CODES[REJECT_CODES.len() - 1]);
+                self.rejections
+                    .get_or_create(&RejectionLabels { webhook, code })
+                    .inc();
+                RESULTS[2]
             }
         };
-        self.requests[w][op][result].fetch_add(1, Relaxed);
-        if let Some(b) = BUCKETS.iter().position(|b| seconds <= *b) {
-            self.latency_buckets[w][b].fetch_add(1, Relaxed);
-        }
-        self.latency_count[w].fetch_add(1, Relaxed);
-        self.latency_sum_ns[w].fetch_add((seconds * 1e9) as u64, Relaxed);
-        self.patch_operations.fetch_add(patch.0 as u64, Relaxed);
-        self.patch_bytes.fetch_add(patch.1 as u64, Relaxed);
+        self.requests
+            .get_or_create(&RequestLabels {
+                webhook,
+                operation,
+                result,
+            })
+            .inc();
+        self.duration
+            .get_or_create(&WebhookLabel { webhook })
+            .observe(seconds);
+        self.patch_operations.inc_by(patch.0 as u64);
+        self.patch_bytes.inc_by(patch.1 as u64);
     }
 
     /// Sets the serving certificate's expiry (`notAfter`, Unix seconds).
     pub fn set_cert_not_after(&self, unix_seconds: i64) {
-        self.cert_not_after.store(unix_seconds, Relaxed);
+        self.cert_not_after.set(unix_seconds);
     }
 
     /// Records a certificate reload attempt.
     pub fn cert_reload(&self, ok: bool) {
         if ok {
-            self.cert_reloads.fetch_add(1, Relaxed);
+            self.cert_reloads.inc();
         } else {
-            self.cert_reload_failures.fetch_add(1, Relaxed);
+            self.cert_reload_failures.inc();
         }
-        self.cert_reload_failing.store(u64::from(!ok), Relaxed);
+        self.cert_reload_failing.set(i64::from(!ok));
     }
 
     /// Counts a connection opened (`+1`) or closed (`-1`).
     pub fn connections(&self, delta: i64) {
-        self.connections.fetch_add(delta, Relaxed);
+        self.connections.inc_by(delta);
     }
 
     /// Counts a failed or timed-out TLS handshake.
     pub fn tls_handshake_failed(&self) {
-        self.tls_handshake_failures.fetch_add(1, Relaxed);
+        self.tls_handshake_failures.inc();
     }
 
     /// Sets the readiness gauge.
     pub fn set_ready(&self, ready: bool) {
-        self.ready.store(u64::from(ready), Relaxed);
+        self.ready.set(i64::from(ready));
     }
 
-    /// The Prometheus text exposition (format 0.0.4).
+    /// The Prometheus text exposition (format 0.0.4, served as
+    /// [`CONTENT_TYPE`]).
     pub fn render(&self) -> String {
         let mut s = String::with_capacity(8192);
-        let w = &mut s;
-        header(
-            w,
-            "floe_guard_admission_requests_total",
-            "counter",
-            "Admission requests by webhook, operation and result (rejected: answered with an HTTP error).",
-        );
-        for (wi, wh) in WEBHOOKS.iter().enumerate() {
-            for (oi, op) in OPERATIONS.iter().enumerate() {
-                for (ri, res) in RESULTS.iter().enumerate() {
-                    let v = self.requests[wi][oi][ri].load(Relaxed);
-                    let _ = writeln!(
-                        w,
-                        "floe_guard_admission_requests_total{{webhook=\"{wh}\",operation=\"{op}\",result=\"{res}\"}} {v}"
-                    );
-                }
-            }
-        }
-        header(
-            w,
-            "floe_guard_admission_rejections_total",
-            "counter",
-            "Admission requests answered with an HTTP error, by webhook and status code.",
-        );
-        for (wi, wh) in WEBHOOKS.iter().enumerate() {
-            for (ci, code) in REJECT_CODES.iter().enumerate() {
-                let v = self.rejections[wi][ci].load(Relaxed);
-                let _ = writeln!(
-                    w,
-                    "floe_guard_admission_rejections_total{{webhook=\"{wh}\",code=\"{code}\"}} {v}"
-                );
-            }
-        }
-        header(
-            w,
-            "floe_guard_admission_duration_seconds",
-            "histogram",
-            "Time from request to response, body read included.",
-        );
-        for (wi, wh) in WEBHOOKS.iter().enumerate() {
-            let mut cumulative = 0;
-            for (bi, le) in BUCKETS.iter().enumerate() {
-                cumulative += self.latency_buckets[wi][bi].load(Relaxed);
-                let _ = writeln!(
-                    w,
-                    "floe_guard_admission_duration_seconds_bucket{{webhook=\"{wh}\",le=\"{le}\"}} {cumulative}"
-                );
-            }
-            let count = self.latency_count[wi].load(Relaxed);
-            let sum = self.latency_sum_ns[wi].load(Relaxed) as f64 / 1e9;
-            let _ = writeln!(
-                w,
-                "floe_guard_admission_duration_seconds_bucket{{webhook=\"{wh}\",le=\"+Inf\"}} {count}\n\
-                 floe_guard_admission_duration_seconds_sum{{webhook=\"{wh}\"}} {sum}\n\
-                 floe_guard_admission_duration_seconds_count{{webhook=\"{wh}\"}} {count}"
-            );
-        }
-        let gauges: [(&str, &str, &str, String); 9] = [
-            (
-                "floe_guard_patch_operations_total",
-                "counter",
-                "JSONPatch operations returned by the mutating webhook.",
-                self.patch_operations.load(Relaxed).to_string(),
-            ),
-            (
-                "floe_guard_patch_bytes_total",
-                "counter",
-                "JSONPatch bytes (before base64) returned by the mutating webhook.",
-                self.patch_bytes.load(Relaxed).to_string(),
-            ),
-            (
-                "floe_guard_certificate_expiry_timestamp_seconds",
-                "gauge",
-                "notAfter of the serving certificate, Unix seconds.",
-                self.cert_not_after.load(Relaxed).to_string(),
-            ),
-            (
-                "floe_guard_certificate_reloads_total",
-                "counter",
-                "Serving certificate changes loaded from disk.",
-                self.cert_reloads.load(Relaxed).to_string(),
-            ),
-            (
-                "floe_guard_certificate_reload_failures_total",
-                "counter",
-                "Changed certificate files that could not be loaded (the previous certificate stays).",
-                self.cert_reload_failures.load(Relaxed).to_string(),
-            ),
-            (
-                "floe_guard_certificate_reload_failing",
-                "gauge",
-                "1 while the certificate files on disk cannot be loaded.",
-                self.cert_reload_failing.load(Relaxed).to_string(),
-            ),
-            (
-                "floe_guard_connections",
-                "gauge",
-                "Open client connections.",
-                self.connections.load(Relaxed).to_string(),
-            ),
-            (
-                "floe_guard_tls_handshake_failures_total",
-                "counter",
-                "TLS handshakes that failed or timed out.",
-                self.tls_handshake_failures.load(Relaxed).to_string(),
-            ),
-            (
-                "floe_guard_ready",
-                "gauge",
-                "1 when ready to serve admission requests.",
-                self.ready.load(Relaxed).to_string(),
-            ),
-        ];
-        for (name, kind, help, value) in gauges {
-            header(w, name, kind, help);
-            let _ = writeln!(w, "{name} {value}");
-        }
-        header(w, "floe_guard_build_info", "gauge", "Build information.");
-        let _ = writeln!(
-            w,
-            "floe_guard_build_info{{version=\"{}\"}} 1",
-            env!("CARGO_PKG_VERSION")
-        );
+        prometheus_text::encode(&mut s, &self.registry).expect("writing to a String");
         s
     }
 }
 
-fn header(w: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(w, "# HELP {name} {help}\n# TYPE {name} {kind}");
-}
+/// The content type of [`Metrics::render`]'s text.
+pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
 
 #[cfg(test)]
 mod tests {
@@ -284,6 +313,14 @@ mod tests {
             "floe_guard_patch_operations_total 7",
             "floe_guard_patch_bytes_total 300",
             "floe_guard_certificate_expiry_timestamp_seconds 1900000000",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line}\n{text}");
+        }
+        for line in [
+            "# TYPE floe_guard_admission_requests_total counter",
+            "# TYPE floe_guard_admission_duration_seconds histogram",
+            "floe_guard_admission_rejections_total{webhook=\"mutate\",code=\"500\"} 0",
+            "floe_guard_build_info{version=\"0.1.0\"} 1",
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line}\n{text}");
         }

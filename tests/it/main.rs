@@ -15,8 +15,6 @@ mod cluster_rbac;
 mod cluster_reports;
 mod docs;
 mod harden_fixtures;
-mod json_differential;
-mod json_edge_cases;
 mod network_allowances;
 mod network_cli;
 mod network_flows;

@@ -114,8 +114,8 @@ impl Served {
         std::fs::read_to_string(self.log_path()).unwrap_or_default()
     }
 
-    /// The log once `ready` holds for it (the server writes its log lines in
-    /// batches every 50 ms), or as it is after 5 s.
+    /// The log once `ready` holds for it (the server writes its log lines
+    /// from a writer thread), or as it is after 5 s.
     pub async fn log_when(&self, ready: impl Fn(&str) -> bool) -> String {
         for _ in 0..100 {
             let log = self.log();

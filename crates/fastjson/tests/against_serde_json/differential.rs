@@ -1,13 +1,11 @@
-//! `floe_guard::json::from_slice` against `serde_json::from_slice`: the same
+//! `fastjson::from_slice` against `serde_json::from_slice`: the same
 //! inputs accepted, the same values and the same visitor calls, on generated
 //! JSON, byte-level mutations of it, deep nesting, the upstream PSS fixtures
 //! and the benchmark AdmissionReview payloads, for untyped and typed targets.
 
 use std::collections::BTreeMap;
 use std::fmt::{self, Debug};
-use std::path::PathBuf;
 
-use floe_guard::json;
 use k8s_openapi::api::core::v1::{Pod, SecurityContext, Volume};
 use proptest::prelude::*;
 use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
@@ -86,7 +84,7 @@ where
     T: Deserialize<'a> + PartialEq + Debug,
 {
     let theirs = serde_json::from_slice::<T>(input);
-    let ours = json::from_slice::<T>(input);
+    let ours = fastjson::from_slice::<T>(input);
     match (&theirs, &ours) {
         (Ok(a), Ok(b)) => assert_eq!(
             a,
@@ -110,7 +108,7 @@ where
 /// `Value` must also print the same (the sign of zero, float digits).
 fn same_value(input: &[u8]) -> bool {
     let theirs = serde_json::from_slice::<serde_json::Value>(input);
-    let ours = json::from_slice::<serde_json::Value>(input);
+    let ours = fastjson::from_slice::<serde_json::Value>(input);
     if let (Ok(a), Ok(b)) = (&theirs, &ours) {
         assert_eq!(a.to_string(), b.to_string());
     }
@@ -443,13 +441,9 @@ proptest! {
 
 // ----- Kubernetes objects -----
 
-fn manifest_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
 /// Every document of the upstream PSS fixtures, as JSON; `None` if absent.
 fn pss_documents() -> Option<Vec<Vec<u8>>> {
-    let root = crate::support::corpus::pss_dir()?;
+    let root = crate::corpus::pss_dir()?;
     let mut files = Vec::new();
     let mut dirs = vec![root];
     while let Some(dir) = dirs.pop() {
@@ -479,11 +473,7 @@ fn pss_documents() -> Option<Vec<Vec<u8>>> {
 
 /// The benchmark AdmissionReview bodies; `None` if absent.
 fn payloads() -> Option<Vec<(String, Vec<u8>)>> {
-    let dir = manifest_dir().join("../shared/bench/payloads");
-    if !dir.is_dir() {
-        eprintln!("SKIPPED: payloads not found at {}", dir.display());
-        return None;
-    }
+    let dir = crate::corpus::payloads_dir()?;
     let mut out: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())

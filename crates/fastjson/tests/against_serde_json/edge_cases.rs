@@ -1,9 +1,8 @@
-//! Edge cases of `floe_guard::json::from_slice`, each checked against
+//! Edge cases of `fastjson::from_slice`, each checked against
 //! serde_json and against the expected outcome.
 
 use std::fmt;
 
-use floe_guard::json;
 use serde::Deserialize;
 use serde::de::{self, IgnoredAny, Visitor};
 use serde_json::Value;
@@ -22,7 +21,7 @@ where
     T: Deserialize<'a> + PartialEq + fmt::Debug,
 {
     let theirs = serde_json::from_slice::<T>(input);
-    let ours = json::from_slice::<T>(input);
+    let ours = fastjson::from_slice::<T>(input);
     assert_eq!(
         theirs.is_ok(),
         accept,
@@ -108,12 +107,12 @@ fn lone_surrogates_fail_as_text_but_pass_when_skipped_or_bytes() {
     }
     check::<String>(r#""\ud83d\ude00""#, true);
     assert_eq!(
-        json::from_slice::<String>(br#""\ud83d\ude00""#).unwrap(),
+        fastjson::from_slice::<String>(br#""\ud83d\ude00""#).unwrap(),
         "😀"
     );
     // Lone surrogates as bytes are WTF-8, as in serde_json.
     assert_eq!(
-        json::from_slice::<Bytes>(br#""\ud800\n""#).unwrap(),
+        fastjson::from_slice::<Bytes>(br#""\ud800\n""#).unwrap(),
         Bytes(vec![0xED, 0xA0, 0x80, b'\n'])
     );
     // A key is always decoded, even for an unknown field.
@@ -124,16 +123,19 @@ fn lone_surrogates_fail_as_text_but_pass_when_skipped_or_bytes() {
 fn numbers_follow_serde_json() {
     check::<Value>("-0", true);
     assert_eq!(
-        json::from_slice::<Value>(b"-0").unwrap().to_string(),
+        fastjson::from_slice::<Value>(b"-0").unwrap().to_string(),
         "-0.0"
     );
-    assert_eq!(json::from_slice::<Value>(b"0").unwrap(), Value::from(0u64));
+    assert_eq!(
+        fastjson::from_slice::<Value>(b"0").unwrap(),
+        Value::from(0u64)
+    );
     check::<Value>("18446744073709551615", true);
     check::<Value>("18446744073709551616", true);
     check::<Value>("-9223372036854775808", true);
     check::<Value>("-9223372036854775809", true);
     assert!(
-        json::from_slice::<Value>(b"-9223372036854775809")
+        fastjson::from_slice::<Value>(b"-9223372036854775809")
             .unwrap()
             .is_f64()
     );
@@ -236,11 +238,11 @@ fn strings_follow_serde_json() {
 #[test]
 fn strings_borrow_unless_escaped() {
     assert_eq!(
-        json::from_slice::<StrCall>(br#""plain""#).unwrap(),
+        fastjson::from_slice::<StrCall>(br#""plain""#).unwrap(),
         StrCall::Borrowed("plain".into())
     );
     assert_eq!(
-        json::from_slice::<StrCall>(br#""a\nb""#).unwrap(),
+        fastjson::from_slice::<StrCall>(br#""a\nb""#).unwrap(),
         StrCall::Copied("a\nb".into())
     );
 }
@@ -285,9 +287,9 @@ fn enums_and_options_follow_serde_json() {
 
 #[test]
 fn errors_carry_an_offset() {
-    let err = json::from_slice::<Value>(b"[1, 2 x]").unwrap_err();
+    let err = fastjson::from_slice::<Value>(b"[1, 2 x]").unwrap_err();
     assert_eq!(err.offset(), 6);
     assert!(err.to_string().contains("at byte 6"), "{err}");
-    let err = json::from_slice::<Known>(br#"{"known":"x"}"#).unwrap_err();
+    let err = fastjson::from_slice::<Known>(br#"{"known":"x"}"#).unwrap_err();
     assert!(err.message().contains("invalid type"), "{err}");
 }

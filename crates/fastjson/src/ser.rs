@@ -2,7 +2,7 @@
 //! `serde_json::to_writer` writes them, scanned 16 bytes at a time for the
 //! few characters that need escaping instead of byte by byte.
 
-use crate::json::find_special;
+use crate::scan::find_special;
 
 /// Appends `s` as a JSON string, escaped exactly as serde_json escapes it.
 pub fn write_str(out: &mut Vec<u8>, s: &str) {
@@ -40,6 +40,20 @@ pub fn write_str_content(out: &mut Vec<u8>, s: &str) {
     }
 }
 
+/// Appends `s` as a JSON string to a `String`, escaped as serde_json
+/// escapes it.
+pub fn write_str_to_string(out: &mut String, s: &str) {
+    // SAFETY: `write_str` appends `s` (valid UTF-8) with some ASCII
+    // characters replaced by ASCII escapes, which is valid UTF-8.
+    write_str(unsafe { out.as_mut_vec() }, s);
+}
+
+/// Whether `s` has a character that JSON escapes (`"`, `\`, or a control
+/// character below U+0020).
+pub fn needs_escape(s: &str) -> bool {
+    find_special::<true>(s.as_bytes(), 0) < s.len()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -63,13 +77,22 @@ mod tests {
             &all_ascii,
         ] {
             assert_eq!(written(s), serde_json::to_string(s).unwrap(), "{s:?}");
+            let mut line = String::from("x=");
+            write_str_to_string(&mut line, s);
+            assert_eq!(line, format!("x={}", serde_json::to_string(s).unwrap()));
+            assert_eq!(
+                needs_escape(s),
+                serde_json::to_string(s).unwrap() != format!("\"{s}\"")
+            );
         }
     }
 
     proptest! {
         #[test]
         fn any_string_is_written_as_serde_json_writes_it(s in any::<String>()) {
-            prop_assert_eq!(written(&s), serde_json::to_string(&s).unwrap());
+            let theirs = serde_json::to_string(&s).unwrap();
+            prop_assert_eq!(needs_escape(&s), theirs != format!("\"{s}\""));
+            prop_assert_eq!(written(&s), theirs);
         }
     }
 }
