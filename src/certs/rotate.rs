@@ -35,6 +35,7 @@ use std::time::{Duration, SystemTime};
 
 use base64::Engine;
 use k8s_openapi::ByteString;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::api::admissionregistration::v1::{
     MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
 };
@@ -413,26 +414,24 @@ fn config_entries(current: &Current, kind: WebhookKind) -> Option<Entries<'_>> {
     fn bytes(b: Option<&ByteString>) -> &[u8] {
         b.map_or(&[], |b| b.0.as_slice())
     }
+    fn entries<'a, W>(
+        meta: &'a ObjectMeta,
+        webhooks: Option<&'a [W]>,
+        entry: impl Fn(&'a W) -> (&'a str, &'a [u8]),
+    ) -> Entries<'a> {
+        let found = webhooks.unwrap_or_default().iter().map(entry).collect();
+        (meta.resource_version.as_deref(), found)
+    }
     match kind {
         WebhookKind::Mutating => current.mutating.as_ref().map(|c| {
-            (
-                c.metadata.resource_version.as_deref(),
-                c.webhooks
-                    .iter()
-                    .flatten()
-                    .map(|w| (w.name.as_str(), bytes(w.client_config.ca_bundle.as_ref())))
-                    .collect(),
-            )
+            entries(&c.metadata, c.webhooks.as_deref(), |w| {
+                (w.name.as_str(), bytes(w.client_config.ca_bundle.as_ref()))
+            })
         }),
         WebhookKind::Validating => current.validating.as_ref().map(|c| {
-            (
-                c.metadata.resource_version.as_deref(),
-                c.webhooks
-                    .iter()
-                    .flatten()
-                    .map(|w| (w.name.as_str(), bytes(w.client_config.ca_bundle.as_ref())))
-                    .collect(),
-            )
+            entries(&c.metadata, c.webhooks.as_deref(), |w| {
+                (w.name.as_str(), bytes(w.client_config.ca_bundle.as_ref()))
+            })
         }),
     }
 }
