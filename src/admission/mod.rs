@@ -8,10 +8,12 @@ pub mod patch;
 use std::collections::BTreeMap;
 
 use crate::config::Config;
-use crate::harden::{self, Decision, Operation, PodRequest};
+use crate::harden::{self, Decision, Operation, PodRequest, Template};
 use crate::namespace;
 use crate::pss::UnknownSource;
-use decode::{Decoded, NamespaceObject, PodObject, Request, decode};
+use decode::{
+    CronJobObject, Decoded, JobObject, NamespaceObject, PodObject, Request, Workload, decode,
+};
 use encode::encode;
 use patch::JsonPatch;
 use serde::Deserialize as _;
@@ -71,7 +73,24 @@ pub struct BadReview(pub String);
 /// code 400 and the reason).
 pub fn review(endpoint: Endpoint, body: &[u8], config: &Config) -> Result<Reviewed, BadReview> {
     match endpoint {
-        Endpoint::Mutate => decode::<PodObject>(body).map(|r| answer(r, |req| mutate(req, config))),
+        Endpoint::Mutate => {
+            // Pods are the hot path: decoded as such first; the rare Job or
+            // CronJob is decoded again with its own lean struct.
+            let pods = decode::<PodObject>(body)?;
+            match pods {
+                Decoded::Request(req) if req.kind.group == "batch" => {
+                    match req.kind.kind.as_str() {
+                        "Job" => decode::<JobObject>(body)
+                            .map(|r| answer(r, |req| mutate_template(req, Template::Job, config))),
+                        "CronJob" => decode::<CronJobObject>(body).map(|r| {
+                            answer(r, |req| mutate_template(req, Template::CronJob, config))
+                        }),
+                        _ => Ok(answer(Decoded::Request(req), |req| mutate(req, config))),
+                    }
+                }
+                pods => Ok(answer(pods, |req| mutate(req, config))),
+            }
+        }
         Endpoint::Validate => {
             decode::<NamespaceObject>(body).map(|r| answer(r, |req| validate(req, config)))
         }
@@ -152,7 +171,7 @@ fn mutate(req: &mut Request<PodObject>, config: &Config) -> Answer {
         return Answer::deny(
             400,
             format!(
-                "floe-guard /mutate handles core/v1 Pods, got {}/{} {}: check the webhook's rules",
+                "floe-guard /mutate handles core/v1 Pods and batch/v1 Jobs and CronJobs, got {}/{} {}: check the webhook's rules",
                 req.kind.group, req.kind.version, req.kind.kind
             ),
         );
@@ -197,11 +216,54 @@ fn mutate(req: &mut Request<PodObject>, config: &Config) -> Answer {
         .or(object.metadata.namespace.as_deref())
         .unwrap_or_default()
         .to_string();
+    decide_pod(
+        object,
+        &namespace,
+        operation,
+        &req.user_info.username,
+        config,
+    )
+}
+
+/// `/mutate` for a Job or CronJob: its pod template is hardened on CREATE,
+/// as the pods it will create; anything else is allowed unchanged.
+fn mutate_template<W: Workload>(
+    req: &mut Request<W>,
+    template: Template,
+    config: &Config,
+) -> Answer {
+    if req.operation != "CREATE" || req.sub_resource.as_deref().is_some_and(|s| !s.is_empty()) {
+        return Answer::allow();
+    }
+    let Some(object) = req.object.take() else {
+        return Answer::deny(400, "a CREATE review without `request.object`".into());
+    };
+    let (meta, pod) = object.split();
+    if req.name.is_none() {
+        req.name = meta.name.or(meta.generate_name);
+    }
+    let namespace = req.namespace.clone().or(meta.namespace).unwrap_or_default();
+    let Some(pod) = pod else {
+        let path = template.tokens().join(".");
+        return Answer::deny(400, format!("the {} has no `{path}`", template.kind()));
+    };
+    let operation = Operation::CreateTemplate(template);
+    decide_pod(pod, &namespace, operation, &req.user_info.username, config)
+}
+
+/// Hardens one pod (or pod template) and answers.
+fn decide_pod(
+    object: PodObject,
+    namespace: &str,
+    operation: Operation,
+    username: &str,
+    config: &Config,
+) -> Answer {
     let (mut pod, unknown) = object.into_pod(config.security.pod_security.writable_paths.len());
     let pod_request = PodRequest {
-        namespace: &namespace,
+        namespace,
         operation,
-        username: &req.user_info.username,
+        username,
     };
     match harden::harden(&mut pod, &unknown, &pod_request, config) {
         Decision::Allow {

@@ -76,14 +76,16 @@ def test_common_safety_properties(src):
 
 
 @pytest.mark.parametrize("src", SOURCES, ids=IDS)
-def test_mutating_webhook_matches_only_pod_create_and_debug_in_job_namespaces(src):
+def test_mutating_webhook_matches_only_pod_job_cronjob_create_and_debug_in_job_namespaces(src):
     _, objs, own, jobs = src
     _, wh = webhook(objs, "MutatingWebhookConfiguration")
-    # Pod CREATE, and the UPDATE of pods/ephemeralcontainers (kubectl debug);
-    # never a plain pod UPDATE.
+    # Pod CREATE, the UPDATE of pods/ephemeralcontainers (kubectl debug), and
+    # Job/CronJob CREATE (their pod templates); never a plain pod UPDATE nor
+    # a workload UPDATE.
     assert wh["rules"] == [
         {"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["pods"], "scope": "Namespaced"},
         {"apiGroups": [""], "apiVersions": ["v1"], "operations": ["UPDATE"], "resources": ["pods/ephemeralcontainers"], "scope": "Namespaced"},
+        {"apiGroups": ["batch"], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["jobs", "cronjobs"], "scope": "Namespaced"},
     ]
     assert wh["reinvocationPolicy"] == "IfNeeded"
     assert wh["clientConfig"]["service"]["path"] == "/mutate"

@@ -37,3 +37,4 @@ mod reliability_security;
 mod server_admission;
 mod server_enforcement;
 mod server_lifecycle;
+mod server_templates;
