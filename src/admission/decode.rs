@@ -136,6 +136,28 @@ pub(super) struct GroupVersionKind {
     pub(super) kind: String,
 }
 
+/// `request.userInfo.groups`, read only when a decision needs them (a
+/// change of the enforcement label): the hot path never decodes them.
+pub(super) fn user_groups(body: &[u8]) -> Vec<String> {
+    #[derive(Deserialize)]
+    struct Review {
+        request: Req,
+    }
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Req {
+        user_info: Groups,
+    }
+    #[derive(Deserialize)]
+    struct Groups {
+        #[serde(default)]
+        groups: Vec<String>,
+    }
+    serde_json::from_slice::<Review>(body)
+        .map(|r| r.request.user_info.groups)
+        .unwrap_or_default()
+}
+
 #[derive(Deserialize, Default)]
 pub(super) struct UserInfo {
     #[serde(default)]

@@ -7,7 +7,7 @@ pub mod patch;
 
 use std::collections::BTreeMap;
 
-use crate::config::Config;
+use crate::config::{Config, Mode};
 use crate::harden::{self, Decision, Operation, PodRequest, Template};
 use crate::namespace;
 use crate::pss::UnknownSource;
@@ -24,8 +24,11 @@ pub const API_VERSION: &str = "admission.k8s.io/v1";
 /// Which webhook a review was sent to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Endpoint {
-    /// `/mutate`: Pods, hardened.
+    /// `/mutate`: Pods (and Job/CronJob pod templates), hardened.
     Mutate,
+    /// `/mutate-audit`: as `/mutate`, in audit mode (the webhook entry for
+    /// namespaces labelled `floe.dev/enforcement: audit`).
+    MutateAudit,
     /// `/validate`: Namespaces, validated.
     Validate,
 }
@@ -58,6 +61,8 @@ pub struct ReviewLog {
     pub patch_ops: usize,
     /// Size of the JSONPatch, bytes, before base64.
     pub patch_bytes: usize,
+    /// Audit mode: the rules that would have denied the request.
+    pub would_deny: Vec<String>,
 }
 
 /// A body that is not an AdmissionReview this webhook can answer (HTTP 400).
@@ -73,7 +78,10 @@ pub struct BadReview(pub String);
 /// code 400 and the reason).
 pub fn review(endpoint: Endpoint, body: &[u8], config: &Config) -> Result<Reviewed, BadReview> {
     match endpoint {
-        Endpoint::Mutate => {
+        Endpoint::Mutate | Endpoint::MutateAudit => {
+            let audit = endpoint == Endpoint::MutateAudit
+                || config.security.pod_security.mode == Mode::Audit;
+            let config = &Mutation { config, audit };
             // Pods are the hot path: decoded as such first; the rare Job or
             // CronJob is decoded again with its own lean struct.
             let pods = decode::<PodObject>(body)?;
@@ -92,7 +100,7 @@ pub fn review(endpoint: Endpoint, body: &[u8], config: &Config) -> Result<Review
             }
         }
         Endpoint::Validate => {
-            decode::<NamespaceObject>(body).map(|r| answer(r, |req| validate(req, config)))
+            decode::<NamespaceObject>(body).map(|r| answer(r, |req| validate(req, body, config)))
         }
     }
 }
@@ -118,6 +126,14 @@ struct Answer {
     patch: Option<JsonPatch>,
     warnings: Vec<String>,
     audit: BTreeMap<String, String>,
+    would_deny: Vec<String>,
+}
+
+/// The configuration of a mutation, and whether it is audited.
+struct Mutation<'c> {
+    config: &'c Config,
+    /// Report what would be denied instead of denying.
+    audit: bool,
 }
 
 impl Answer {
@@ -137,6 +153,7 @@ impl Answer {
             patch: None,
             warnings: Vec::new(),
             audit: BTreeMap::new(),
+            would_deny: Vec::new(),
         }
     }
 }
@@ -151,8 +168,9 @@ fn answer<O>(decoded: Decoded<O>, decide: impl FnOnce(&mut Request<O>) -> Answer
             Answer::deny(400, message),
         ),
         Decoded::Request(mut req) => {
-            let answer = decide(&mut req);
+            let mut answer = decide(&mut req);
             let log = ReviewLog {
+                would_deny: std::mem::take(&mut answer.would_deny),
                 kind: req.kind.kind,
                 operation: req.operation,
                 namespace: req.namespace.unwrap_or_default(),
@@ -166,7 +184,7 @@ fn answer<O>(decoded: Decoded<O>, decide: impl FnOnce(&mut Request<O>) -> Answer
     encode(log, answer)
 }
 
-fn mutate(req: &mut Request<PodObject>, config: &Config) -> Answer {
+fn mutate(req: &mut Request<PodObject>, config: &Mutation) -> Answer {
     if (req.kind.group.as_str(), req.kind.kind.as_str()) != ("", "Pod") {
         return Answer::deny(
             400,
@@ -230,7 +248,7 @@ fn mutate(req: &mut Request<PodObject>, config: &Config) -> Answer {
 fn mutate_template<W: Workload>(
     req: &mut Request<W>,
     template: Template,
-    config: &Config,
+    config: &Mutation,
 ) -> Answer {
     if req.operation != "CREATE" || req.sub_resource.as_deref().is_some_and(|s| !s.is_empty()) {
         return Answer::allow();
@@ -251,36 +269,58 @@ fn mutate_template<W: Workload>(
     decide_pod(pod, &namespace, operation, &req.user_info.username, config)
 }
 
-/// Hardens one pod (or pod template) and answers.
+/// Hardens one pod (or pod template) and answers; in audit mode, what
+/// would be denied is admitted unchanged and reported.
 fn decide_pod(
     object: PodObject,
     namespace: &str,
     operation: Operation,
     username: &str,
-    config: &Config,
+    m: &Mutation,
 ) -> Answer {
-    let (mut pod, unknown) = object.into_pod(config.security.pod_security.writable_paths.len());
+    let ps = &m.config.security.pod_security;
+    let (mut pod, unknown) = object.into_pod(ps.writable_paths.len());
     let pod_request = PodRequest {
         namespace,
         operation,
         username,
     };
-    match harden::harden(&mut pod, &unknown, &pod_request, config) {
+    match harden::harden(&mut pod, &unknown, &pod_request, m.config) {
         Decision::Allow {
             patch,
             warnings,
-            audit,
-        } => Answer {
-            patch: Some(patch),
-            warnings,
-            audit,
+            mut audit,
+        } => {
+            let patch = if m.audit && !ps.audit_patch {
+                if !patch.is_empty() {
+                    let n = patch.len();
+                    audit.insert("would-patch".into(), format!("{n} JSONPatch operations"));
+                }
+                None
+            } else {
+                Some(patch)
+            };
+            Answer {
+                patch,
+                warnings,
+                audit,
+                ..Answer::allow()
+            }
+        }
+        Decision::Deny { reasons, rules } if m.audit => Answer {
+            warnings: reasons
+                .iter()
+                .map(|r| format!("floe-guard audit mode, would deny: {r}"))
+                .collect(),
+            audit: BTreeMap::from([("would-deny".to_string(), reasons.join("; "))]),
+            would_deny: rules,
             ..Answer::allow()
         },
-        Decision::Deny { reasons } => Answer::deny(403, Decision::deny_message(&reasons)),
+        Decision::Deny { reasons, .. } => Answer::deny(403, Decision::deny_message(&reasons)),
     }
 }
 
-fn validate(req: &mut Request<NamespaceObject>, config: &Config) -> Answer {
+fn validate(req: &mut Request<NamespaceObject>, body: &[u8], config: &Config) -> Answer {
     if (req.kind.group.as_str(), req.kind.kind.as_str()) != ("", "Namespace") {
         return Answer::deny(
             400,
@@ -307,12 +347,22 @@ fn validate(req: &mut Request<NamespaceObject>, config: &Config) -> Answer {
         .old_object
         .take()
         .map(|o| o.metadata.labels.unwrap_or_default());
-    let verdict = namespace::validate_change(
-        name,
-        &meta.labels.unwrap_or_default(),
-        old_labels.as_ref().filter(|_| req.operation == "UPDATE"),
+    let labels = meta.labels.unwrap_or_default();
+    let old_labels = old_labels.filter(|_| req.operation == "UPDATE");
+    fn label(l: Option<&BTreeMap<String, String>>) -> Option<&str> {
+        l.and_then(|l| l.get(namespace::ENFORCEMENT_LABEL))
+            .map(String::as_str)
+    }
+    if let Some(why) = namespace::enforcement_change(
+        label(Some(&labels)),
+        label(old_labels.as_ref()),
+        &req.user_info.username,
+        || decode::user_groups(body),
         config,
-    );
+    ) {
+        return Answer::deny(403, format!("floe-guard denied namespace {name}: {why}"));
+    }
+    let verdict = namespace::validate_change(name, &labels, old_labels.as_ref(), config);
     if verdict.allowed() {
         Answer::allow()
     } else {

@@ -110,7 +110,7 @@ pub fn mutate(a: MutateArgs) -> anyhow::Result<Outcome> {
         eprintln!("note: the {what} is left untouched: {}", skip.reason());
     }
     match harden::harden(&mut pod, &unknown, &req, &config) {
-        Decision::Deny { reasons } => {
+        Decision::Deny { reasons, .. } => {
             if a.output == MutateOutput::Yaml {
                 eprintln!("{}", Decision::deny_message(&reasons));
             } else {

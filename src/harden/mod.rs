@@ -115,6 +115,9 @@ pub enum Decision {
     Deny {
         /// Every problem found.
         reasons: Vec<String>,
+        /// The rule of each reason: the insecure field (`privileged`,
+        /// `seccompProfile`…) or the PSS check (`hostPathVolumes`…).
+        rules: Vec<String>,
     },
 }
 
@@ -241,12 +244,14 @@ pub fn harden(
         ps,
         ops: JsonPatch::under(template.map_or(&[], Template::tokens)),
         insecure: Vec::new(),
+        insecure_rules: Vec::new(),
         warnings: Vec::new(),
         fresh_container_context: None,
     };
     let Some(spec) = pod.spec.as_mut() else {
         return Decision::Deny {
             reasons: vec!["the pod has no spec".into()],
+            rules: vec!["spec".into()],
         };
     };
     let windows = spec.os.as_ref().is_some_and(|os| os.name == "windows");
@@ -283,9 +288,12 @@ pub fn harden(
         remaining.retain(|v| v.container.as_ref().is_none_or(|c| new.contains(c)));
     }
     let mut reasons = Vec::new();
+    let mut rules = Vec::new();
     if ps.on_insecure == OnInsecure::Deny {
         reasons.append(&mut h.insecure);
+        rules.append(&mut h.insecure_rules);
     }
+    rules.extend(remaining.iter().map(|v| v.check.to_string()));
     reasons.extend(remaining.iter().map(|v| {
         format!(
             "{}: {} (PSS {level} check {}{})",
@@ -309,7 +317,7 @@ pub fn harden(
         }
     }
     if !reasons.is_empty() {
-        return Decision::Deny { reasons };
+        return Decision::Deny { reasons, rules };
     }
     let mut audit = BTreeMap::new();
     if !h.insecure.is_empty() {

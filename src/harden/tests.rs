@@ -57,13 +57,13 @@ pub(super) fn hardened(
             json_patch::patch(&mut out, &patch.operations()).expect("patch applies");
             Ok(out)
         }
-        Decision::Deny { reasons } => Err(reasons),
+        Decision::Deny { reasons, .. } => Err(reasons),
     }
 }
 
 fn reasons(object: &Value, cfg: &Config) -> Vec<String> {
     match run(object, &REQ, cfg) {
-        Decision::Deny { reasons } => reasons,
+        Decision::Deny { reasons, .. } => reasons,
         d => panic!("expected deny, got {d:?}"),
     }
 }

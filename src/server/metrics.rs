@@ -1,6 +1,8 @@
 //! Prometheus metrics: lock-free counters, rendered as text exposition format.
 
+use std::collections::BTreeMap;
 use std::fmt::Write;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 
 use crate::admission::Endpoint;
@@ -43,11 +45,14 @@ pub struct Metrics {
     connections: AtomicI64,
     tls_handshake_failures: AtomicU64,
     ready: AtomicU64,
+    /// Audit mode: reviews that would have been denied, by rule. Locked only
+    /// for such reviews, never on the enforcing path.
+    would_deny: Mutex<BTreeMap<String, u64>>,
 }
 
 fn webhook(endpoint: Endpoint) -> usize {
     match endpoint {
-        Endpoint::Mutate => 0,
+        Endpoint::Mutate | Endpoint::MutateAudit => 0,
         Endpoint::Validate => 1,
     }
 }
@@ -88,6 +93,31 @@ impl Metrics {
         self.latency_sum_ns[w].fetch_add((seconds * 1e9) as u64, Relaxed);
         self.patch_operations.fetch_add(patch.0 as u64, Relaxed);
         self.patch_bytes.fetch_add(patch.1 as u64, Relaxed);
+    }
+
+    /// Counts, in audit mode, each rule that would have denied a review.
+    pub fn would_deny(&self, rules: &[String]) {
+        if rules.is_empty() {
+            return;
+        }
+        let mut counts = self.would_deny.lock().unwrap_or_else(|e| e.into_inner());
+        for rule in rules {
+            *counts.entry(rule.clone()).or_default() += 1;
+        }
+    }
+
+    fn render_would_deny(&self, w: &mut String) {
+        let name = "floe_guard_audit_would_deny_total";
+        header(
+            w,
+            name,
+            "counter",
+            "Audit mode: findings that enforcement would have denied, by rule (insecure field or PSS check).",
+        );
+        let counts = self.would_deny.lock().unwrap_or_else(|e| e.into_inner());
+        for (rule, n) in counts.iter() {
+            let _ = writeln!(w, "{name}{{rule=\"{rule}\"}} {n}");
+        }
     }
 
     /// Sets the serving certificate's expiry (`notAfter`, Unix seconds).
@@ -246,6 +276,7 @@ impl Metrics {
             "floe_guard_build_info{{version=\"{}\"}} 1",
             env!("CARGO_PKG_VERSION")
         );
+        self.render_would_deny(w);
         s
     }
 }
