@@ -104,7 +104,7 @@ pub enum Command {
     /// Pod Security Standards checks.
     #[command(subcommand)]
     Pss(PssCommand),
-    /// Run the admission webhook server (HTTPS: /mutate, /validate, /healthz, /readyz, /metrics).
+    /// Run the admission webhook server (HTTPS: /mutate, /mutate-audit, /validate, /healthz, /readyz, /metrics).
     Serve(serve::ServeArgs),
     /// Certificates for the webhook's HTTPS endpoint.
     #[command(subcommand)]
