@@ -228,6 +228,15 @@ pub struct PodSecurity {
     /// The oldest Pod Security policy version a managed namespace may pin
     /// with a `*-version` label (`v1.N`); absent: only `latest`.
     pub min_version: Option<MinVersion>,
+    /// `enforce`, or `audit`: what would be denied is admitted unchanged,
+    /// reported in warnings, an audit annotation and a metric. A namespace
+    /// labelled `floe.dev/enforcement: audit` is audited in either mode.
+    pub mode: Mode,
+    /// In audit mode, whether the hardening patch is still applied.
+    pub audit_patch: bool,
+    /// Usernames or groups that may set or remove the
+    /// `floe.dev/enforcement` label of a managed namespace.
+    pub enforcement_admins: Vec<String>,
 }
 
 impl Default for PodSecurity {
@@ -257,8 +266,22 @@ impl Default for PodSecurity {
             .map(String::from)
             .to_vec(),
             min_version: None,
+            mode: Mode::Enforce,
+            audit_patch: true,
+            enforcement_admins: vec!["system:masters".into()],
         }
     }
+}
+
+/// `security.pod_security.mode`: deny what is insecure, or only report it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// Deny.
+    #[default]
+    Enforce,
+    /// Admit unchanged, and report what would be denied.
+    Audit,
 }
 
 /// Which pods of a job namespace are hardened.

@@ -12,6 +12,42 @@ use crate::pss::Level;
 
 /// Prefix of the Pod Security Admission labels.
 pub const PSS_LABEL_PREFIX: &str = "pod-security.kubernetes.io/";
+/// The label that puts a namespace's pod hardening in audit mode
+/// (`audit`; `enforce` or absent: the configured mode). Read by the API
+/// server through the webhooks' namespaceSelectors.
+pub const ENFORCEMENT_LABEL: &str = "floe.dev/enforcement";
+
+/// Why a change of [`ENFORCEMENT_LABEL`] is refused, if it is: only
+/// `enforcement_admins` (a username or a group of the requester) may set,
+/// change or remove it, and its value is `audit` or `enforce`.
+pub fn enforcement_change(
+    new: Option<&str>,
+    old: Option<&str>,
+    username: &str,
+    groups: impl Fn() -> Vec<String>,
+    cfg: &Config,
+) -> Option<String> {
+    if new == old {
+        return None;
+    }
+    if let Some(v) = new.filter(|v| !matches!(*v, "audit" | "enforce")) {
+        return Some(format!(
+            "{ENFORCEMENT_LABEL}={v:?} is not a mode: use audit or enforce"
+        ));
+    }
+    let admins = &cfg.security.pod_security.enforcement_admins;
+    let admin = admins.iter().any(|a| a == username) || {
+        let groups = groups();
+        admins.iter().any(|a| groups.contains(a))
+    };
+    (!admin).then(|| {
+        format!(
+            "only security.pod_security.enforcement_admins ({}) may set, change or remove the {ENFORCEMENT_LABEL} label; {username:?} may not",
+            admins.join(", ")
+        )
+    })
+}
+
 /// The three Pod Security Admission modes.
 pub const MODES: [&str; 3] = ["enforce", "audit", "warn"];
 
@@ -165,6 +201,33 @@ fn parse_version(v: &str) -> Option<Version> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_enforcement_admins_change_the_enforcement_label() {
+        let cfg = Config::default();
+        let no_groups = Vec::new;
+        let masters = || vec!["system:masters".to_string()];
+        let change = |new, old, user, groups: &dyn Fn() -> Vec<String>| {
+            enforcement_change(new, old, user, groups, &cfg)
+        };
+        assert_eq!(
+            change(Some("audit"), Some("audit"), "dev", &no_groups),
+            None
+        );
+        assert_eq!(change(None, None, "dev", &no_groups), None);
+        assert_eq!(change(Some("audit"), None, "admin", &masters), None);
+        assert_eq!(change(None, Some("audit"), "admin", &masters), None);
+        for (new, old) in [
+            (Some("audit"), None),
+            (None, Some("audit")),
+            (Some("enforce"), Some("audit")),
+        ] {
+            let why = change(new, old, "dev", &no_groups).expect("denied");
+            assert!(why.contains("\"dev\" may not"), "{why}");
+        }
+        let why = change(Some("Audit"), None, "admin", &masters).expect("denied");
+        assert!(why.contains("is not a mode"), "{why}");
+    }
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs

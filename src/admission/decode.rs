@@ -136,6 +136,28 @@ pub(super) struct GroupVersionKind {
     pub(super) kind: String,
 }
 
+/// `request.userInfo.groups`, read only when a decision needs them (a
+/// change of the enforcement label): the hot path never decodes them.
+pub(super) fn user_groups(body: &[u8]) -> Vec<String> {
+    #[derive(Deserialize)]
+    struct Review {
+        request: Req,
+    }
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Req {
+        user_info: Groups,
+    }
+    #[derive(Deserialize)]
+    struct Groups {
+        #[serde(default)]
+        groups: Vec<String>,
+    }
+    serde_json::from_slice::<Review>(body)
+        .map(|r| r.request.user_info.groups)
+        .unwrap_or_default()
+}
+
 #[derive(Deserialize, Default)]
 pub(super) struct UserInfo {
     #[serde(default)]
@@ -450,4 +472,60 @@ pub(super) struct NamespaceMeta {
     pub(super) name: Option<String>,
     pub(super) generate_name: Option<String>,
     pub(super) labels: Option<BTreeMap<String, String>>,
+}
+
+/// A workload whose pod template is hardened: its metadata and the
+/// template, decoded as a pod (a `PodTemplateSpec` has the pod's shape).
+pub(super) trait Workload {
+    /// The workload's metadata and its pod template.
+    fn split(self) -> (PodMeta, Option<PodObject>);
+}
+
+/// The parts of a `batch/v1` Job the decision reads.
+#[derive(Deserialize)]
+pub(super) struct JobObject {
+    #[serde(default)]
+    metadata: PodMeta,
+    spec: Option<JobSpecFields>,
+}
+
+#[derive(Deserialize)]
+struct JobSpecFields {
+    template: Option<PodObject>,
+}
+
+/// The parts of a `batch/v1` CronJob the decision reads.
+#[derive(Deserialize)]
+pub(super) struct CronJobObject {
+    #[serde(default)]
+    metadata: PodMeta,
+    spec: Option<CronJobSpecFields>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CronJobSpecFields {
+    job_template: Option<JobTemplateFields>,
+}
+
+#[derive(Deserialize)]
+struct JobTemplateFields {
+    spec: Option<JobSpecFields>,
+}
+
+impl Workload for JobObject {
+    fn split(self) -> (PodMeta, Option<PodObject>) {
+        (self.metadata, self.spec.and_then(|s| s.template))
+    }
+}
+
+impl Workload for CronJobObject {
+    fn split(self) -> (PodMeta, Option<PodObject>) {
+        let template = self
+            .spec
+            .and_then(|s| s.job_template)
+            .and_then(|j| j.spec)
+            .and_then(|s| s.template);
+        (self.metadata, template)
+    }
 }

@@ -15,6 +15,9 @@ pub struct JsonPatch {
     /// The document, always complete: `[]`, `[{…}]`, `[{…},{…}]`.
     json: Vec<u8>,
     ops: usize,
+    /// Reference tokens written before every path (a pod template's place
+    /// in its workload).
+    prefix: &'static [&'static str],
 }
 
 impl Default for JsonPatch {
@@ -26,9 +29,17 @@ impl Default for JsonPatch {
 impl JsonPatch {
     /// An empty patch, `[]`.
     pub fn new() -> Self {
+        Self::under(&[])
+    }
+
+    /// An empty patch whose paths all start with `prefix`: the rules write
+    /// pod paths (`/spec/…`), the patch applies to the object holding the
+    /// pod template at `prefix` (`/spec/template/spec/…`).
+    pub fn under(prefix: &'static [&'static str]) -> Self {
         JsonPatch {
             json: b"[]".to_vec(),
             ops: 0,
+            prefix,
         }
     }
 
@@ -52,7 +63,7 @@ impl JsonPatch {
         json.extend_from_slice(b"{\"op\":\"");
         json.extend_from_slice(op.as_bytes());
         json.extend_from_slice(b"\",\"path\":\"");
-        for token in path {
+        for token in self.prefix.iter().chain(path) {
             json.push(b'/');
             write_token(json, token);
         }
@@ -157,5 +168,16 @@ mod tests {
         json_patch::patch(&mut doc, &ops).unwrap();
         assert_eq!(doc["spec"]["hostPID"], false);
         assert_eq!(doc["spec"]["a/b"]["~c~"][1]["k"], "v\"\n");
+    }
+
+    #[test]
+    fn a_prefix_starts_every_path() {
+        let mut patch = JsonPatch::under(&["spec", "template"]);
+        patch.add(&["spec", "hostPID"], &false);
+        let text: serde_json::Value = serde_json::from_slice(patch.as_json()).unwrap();
+        assert_eq!(
+            text,
+            json!([{"op": "add", "path": "/spec/template/spec/hostPID", "value": false}])
+        );
     }
 }

@@ -104,7 +104,7 @@ pub enum Command {
     /// Pod Security Standards checks.
     #[command(subcommand)]
     Pss(PssCommand),
-    /// Run the admission webhook server (HTTPS: /mutate, /validate, /healthz, /readyz, /metrics).
+    /// Run the admission webhook server (HTTPS: /mutate, /mutate-audit, /validate, /healthz, /readyz, /metrics).
     Serve(serve::ServeArgs),
     /// Certificates for the webhook's HTTPS endpoint.
     #[command(subcommand)]
@@ -143,7 +143,8 @@ pub struct MutateArgs {
     /// The floe manifest.
     #[command(flatten)]
     pub config: ConfigArg,
-    /// The Pod (YAML or JSON); `-` reads standard input.
+    /// The Pod, Job or CronJob (YAML or JSON; a workload's pod template is
+    /// hardened as at its CREATE); `-` reads standard input.
     #[arg(short = 'f', long = "filename", value_name = "FILE")]
     pub file: PathBuf,
     /// Namespace of the pod (default: its metadata.namespace, else floe-jobs).

@@ -13,7 +13,7 @@ use super::{
 };
 use crate::admission;
 use crate::config::JOBS_NAMESPACE;
-use crate::harden::{self, Decision, Operation, PodRequest};
+use crate::harden::{self, Decision, Operation, PodRequest, Template};
 use crate::namespace::{self, NamespaceVerdict};
 use crate::pss;
 use crate::yaml;
@@ -57,16 +57,35 @@ pub fn mutate(a: MutateArgs) -> anyhow::Result<Outcome> {
     let config = a.config.load()?;
     let name = input_name(&a.file);
     let mut object = yaml::parse_one(&read_input(&a.file)?, &name)?;
-    if yaml::kind_of(&object) != "Pod" {
-        bail!(
-            "{name}: expected a Pod, got kind {}",
-            yaml::kind_of(&object)
-        );
+    // A Job's or CronJob's pod template is hardened as at its CREATE.
+    let template = match yaml::kind_of(&object) {
+        "Pod" => None,
+        "Job" => Some(Template::Job),
+        "CronJob" => Some(Template::CronJob),
+        other => bail!("{name}: expected a Pod, Job or CronJob, got kind {other}"),
+    };
+    if template.is_some() && a.old.is_some() {
+        bail!("--old applies to a Pod (kubectl debug), not to a Job or CronJob");
     }
-    let mut pod: Pod = serde_json::from_value(object.clone())
-        .map_err(|e| anyhow!("{name}: not a valid Pod: {e}"))?;
-    let unknown = admission::unknown_volume_sources(&object["spec"])
-        .map_err(|e| anyhow!("{name}: not a valid Pod: {e}"))?;
+    let (mut pod, unknown) = match template {
+        None => {
+            let pod: Pod = serde_json::from_value(object.clone())
+                .map_err(|e| anyhow!("{name}: not a valid Pod: {e}"))?;
+            let unknown = admission::unknown_volume_sources(&object["spec"])
+                .map_err(|e| anyhow!("{name}: not a valid Pod: {e}"))?;
+            (pod, unknown)
+        }
+        Some(_) => {
+            let (metadata, spec, unknown) = yaml::pod_template(&object, &name)?;
+            let mut pod = Pod {
+                metadata,
+                spec: Some(spec),
+                status: None,
+            };
+            pod.metadata.namespace = object["metadata"]["namespace"].as_str().map(String::from);
+            (pod, unknown)
+        }
+    };
     let namespace = a
         .namespace
         .clone()
@@ -79,17 +98,19 @@ pub fn mutate(a: MutateArgs) -> anyhow::Result<Outcome> {
     };
     let req = PodRequest {
         namespace: &namespace,
-        operation: match &existing {
-            Some(existing) => Operation::AddEphemeral { existing },
-            None => Operation::Create,
+        operation: match (&existing, template) {
+            (Some(existing), _) => Operation::AddEphemeral { existing },
+            (None, Some(t)) => Operation::CreateTemplate(t),
+            (None, None) => Operation::Create,
         },
         username: &a.user,
     };
     if let Some(skip) = harden::skip(&pod, &req, &config) {
-        eprintln!("note: the pod is left untouched: {}", skip.reason());
+        let what = template.map_or("pod", |_| "pod template");
+        eprintln!("note: the {what} is left untouched: {}", skip.reason());
     }
     match harden::harden(&mut pod, &unknown, &req, &config) {
-        Decision::Deny { reasons } => {
+        Decision::Deny { reasons, .. } => {
             if a.output == MutateOutput::Yaml {
                 eprintln!("{}", Decision::deny_message(&reasons));
             } else {

@@ -18,6 +18,8 @@ pub(super) struct Hardener<'c> {
     pub(super) ops: JsonPatch,
     /// Insecure explicit values (replaced in the pod and the patch).
     pub(super) insecure: Vec<String>,
+    /// The field of each `insecure` entry (its rule, for metrics).
+    pub(super) insecure_rules: Vec<String>,
     pub(super) warnings: Vec<String>,
     /// A container's fresh `securityContext`, serialized.
     pub(super) fresh_container_context: Option<Box<RawValue>>,
@@ -78,6 +80,12 @@ impl Hardener<'_> {
         container: Option<&str>,
     ) {
         self.ops.replace(path, value);
+        let field = match path {
+            [.., field, "add"] => field,
+            [.., field] => field,
+            [] => &"",
+        };
+        self.insecure_rules.push(field.to_string());
         self.insecure.push(match container {
             Some(c) => format!("container {c:?}: {what}"),
             None => what,

@@ -34,8 +34,58 @@ pub enum Operation<'a> {
         /// The names of the ephemeral containers the pod had before.
         existing: &'a [String],
     },
+    /// CREATE of a workload: its pod template is hardened as the pods it
+    /// will create, which a Job controls.
+    CreateTemplate(Template),
     /// Any other UPDATE, DELETE, CONNECT: never patched.
     Other,
+}
+
+/// A workload whose pod template is hardened at creation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Template {
+    /// `batch/v1` Job: `.spec.template`.
+    Job,
+    /// `batch/v1` CronJob: `.spec.jobTemplate.spec.template`.
+    CronJob,
+}
+
+impl Template {
+    /// The reference tokens of the pod template in the workload.
+    pub fn tokens(self) -> &'static [&'static str] {
+        match self {
+            Template::Job => &["spec", "template"],
+            Template::CronJob => &["spec", "jobTemplate", "spec", "template"],
+        }
+    }
+
+    /// The workload's kind.
+    pub fn kind(self) -> &'static str {
+        match self {
+            Template::Job => "Job",
+            Template::CronJob => "CronJob",
+        }
+    }
+
+    /// `text` with every pod field path (`spec.…`, at the start or after a
+    /// space or parenthesis) named where it is in the workload
+    /// (`spec.template.spec.…`).
+    pub fn name_paths(self, text: &str) -> String {
+        let mut prefix = self.tokens().join(".");
+        prefix.push('.');
+        let mut out = String::with_capacity(text.len() + prefix.len());
+        let mut rest = text;
+        let mut at_boundary = true;
+        while let Some(c) = rest.chars().next() {
+            if at_boundary && rest.starts_with("spec.") {
+                out.push_str(&prefix);
+            }
+            out.push(c);
+            at_boundary = matches!(c, ' ' | '(' | '\n');
+            rest = &rest[c.len_utf8()..];
+        }
+        out
+    }
 }
 
 /// Who asks for what, besides the pod itself.
@@ -65,6 +115,9 @@ pub enum Decision {
     Deny {
         /// Every problem found.
         reasons: Vec<String>,
+        /// The rule of each reason: the insecure field (`privileged`,
+        /// `seccompProfile`…) or the PSS check (`hostPathVolumes`…).
+        rules: Vec<String>,
     },
 }
 
@@ -151,7 +204,10 @@ pub fn skip(pod: &Pod, req: &PodRequest, cfg: &Config) -> Option<Skip> {
         Some(Skip::Exempt("namespace"))
     } else if runtime_class.is_some_and(|rc| ex.runtime_classes.iter().any(|x| x == rc)) {
         Some(Skip::Exempt("runtimeClass"))
-    } else if ps.scope == Scope::JobPods && !owned_by_job(pod) {
+    } else if ps.scope == Scope::JobPods
+        && !matches!(req.operation, Operation::CreateTemplate(_))
+        && !owned_by_job(pod)
+    {
         Some(Skip::NotJobPod)
     } else {
         None
@@ -180,23 +236,29 @@ pub fn harden(
         None => {}
     }
     let ps = &cfg.security.pod_security;
+    let template = match req.operation {
+        Operation::CreateTemplate(t) => Some(t),
+        _ => None,
+    };
     let mut h = Hardener {
         ps,
-        ops: JsonPatch::new(),
+        ops: JsonPatch::under(template.map_or(&[], Template::tokens)),
         insecure: Vec::new(),
+        insecure_rules: Vec::new(),
         warnings: Vec::new(),
         fresh_container_context: None,
     };
     let Some(spec) = pod.spec.as_mut() else {
         return Decision::Deny {
             reasons: vec!["the pod has no spec".into()],
+            rules: vec!["spec".into()],
         };
     };
     let windows = spec.os.as_ref().is_some_and(|os| os.name == "windows");
     // The containers under review: all of them, or only the new ephemeral ones.
     let mut new_ephemeral: Option<Vec<String>> = None;
     match req.operation {
-        Operation::Create => create(&mut h, spec, windows),
+        Operation::Create | Operation::CreateTemplate(_) => create(&mut h, spec, windows),
         Operation::AddEphemeral { existing } => {
             let fills = PodFills::missing_in(spec.security_context.as_ref(), ps, windows);
             let new = new_ephemeral.insert(Vec::new());
@@ -226,9 +288,12 @@ pub fn harden(
         remaining.retain(|v| v.container.as_ref().is_none_or(|c| new.contains(c)));
     }
     let mut reasons = Vec::new();
+    let mut rules = Vec::new();
     if ps.on_insecure == OnInsecure::Deny {
         reasons.append(&mut h.insecure);
+        rules.append(&mut h.insecure_rules);
     }
+    rules.extend(remaining.iter().map(|v| v.check.to_string()));
     reasons.extend(remaining.iter().map(|v| {
         format!(
             "{}: {} (PSS {level} check {}{})",
@@ -242,8 +307,17 @@ pub fn harden(
             }
         )
     }));
+    if let Some(t) = template {
+        for text in reasons
+            .iter_mut()
+            .chain(&mut h.insecure)
+            .chain(&mut h.warnings)
+        {
+            *text = t.name_paths(text);
+        }
+    }
     if !reasons.is_empty() {
-        return Decision::Deny { reasons };
+        return Decision::Deny { reasons, rules };
     }
     let mut audit = BTreeMap::new();
     if !h.insecure.is_empty() {

@@ -57,13 +57,13 @@ pub(super) fn hardened(
             json_patch::patch(&mut out, &patch.operations()).expect("patch applies");
             Ok(out)
         }
-        Decision::Deny { reasons } => Err(reasons),
+        Decision::Deny { reasons, .. } => Err(reasons),
     }
 }
 
 fn reasons(object: &Value, cfg: &Config) -> Vec<String> {
     match run(object, &REQ, cfg) {
-        Decision::Deny { reasons } => reasons,
+        Decision::Deny { reasons, .. } => reasons,
         d => panic!("expected deny, got {d:?}"),
     }
 }
@@ -517,4 +517,17 @@ fn a_new_ephemeral_container_is_held_to_the_pods_level() {
     );
     let r = hardened(&pod, &debug_req(&[]), &Config::default()).unwrap_err();
     assert!(r.iter().any(|m| m.contains("spec.hostNetwork")), "{r:?}");
+}
+
+#[test]
+fn a_template_names_every_pod_path_where_it_is_in_the_workload() {
+    let t = super::Template::CronJob;
+    assert_eq!(
+        t.name_paths("container \"main\": spec.containers[0].securityContext.privileged is true"),
+        "container \"main\": spec.jobTemplate.spec.template.spec.containers[0].securityContext.privileged is true"
+    );
+    assert_eq!(
+        super::Template::Job.name_paths("spec.hostPID is true (was spec.x)\nnot aspec.y"),
+        "spec.template.spec.hostPID is true (was spec.template.spec.x)\nnot aspec.y"
+    );
 }

@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 
 use super::{Doc, Install, labels};
 use crate::config::{Config, JOBS_NAMESPACE};
+use crate::namespace::ENFORCEMENT_LABEL;
 
 /// The namespaces whose pods the mutating webhook is sent, in config order.
 pub fn job_namespaces(cfg: &Config) -> Vec<String> {
@@ -22,18 +23,21 @@ pub fn job_namespaces(cfg: &Config) -> Vec<String> {
         .collect()
 }
 
-fn rule(operations: &[&str], resource: &str, scope: &str) -> Value {
-    json!({"apiGroups": [""], "apiVersions": ["v1"], "operations": operations,
-           "resources": [resource], "scope": scope})
+fn rule(group: &str, operations: &[&str], resources: &[&str], scope: &str) -> Value {
+    json!({"apiGroups": [group], "apiVersions": ["v1"], "operations": operations,
+           "resources": resources, "scope": scope})
 }
 
-fn name_selector(included: Option<Vec<String>>, excluded: &[&str]) -> Value {
+fn name_selector(included: Option<Vec<String>>, excluded: &[&str], audit: Option<&str>) -> Value {
     let key = "kubernetes.io/metadata.name";
     let mut exprs = Vec::new();
     if let Some(values) = included {
         exprs.push(json!({"key": key, "operator": "In", "values": values}));
     }
     exprs.push(json!({"key": key, "operator": "NotIn", "values": excluded}));
+    if let Some(operator) = audit {
+        exprs.push(json!({"key": ENFORCEMENT_LABEL, "operator": operator, "values": ["audit"]}));
+    }
     json!({"matchExpressions": exprs})
 }
 
@@ -50,6 +54,8 @@ const FLOE_MANAGED: &str = "object.metadata.name.startsWith('floe-')
 
 /// The name of the pod webhook inside the MutatingWebhookConfiguration.
 pub const POD_WEBHOOK: &str = "pods.floe-guard.floe.dev";
+/// The name of its twin for namespaces in audit mode.
+pub const AUDIT_POD_WEBHOOK: &str = "audit.pods.floe-guard.floe.dev";
 
 /// What a deployed pod webhook's namespace selection gets wrong for this
 /// config, as one line with the fix; `None` when it selects exactly the job
@@ -121,47 +127,63 @@ pub fn webhooks(cfg: &Config, install: &Install) -> Vec<Doc> {
             "sideEffects": "None", "timeoutSeconds": 3, "failurePolicy": "Fail",
         })
     };
-    let mut pods = hook(
-        POD_WEBHOOK,
-        "/mutate",
-        vec![
-            rule(&["CREATE"], "pods", "Namespaced"),
-            rule(&["UPDATE"], "pods/ephemeralcontainers", "Namespaced"),
-        ],
-        name_selector(Some(job_namespaces(cfg)), &["kube-system", ns]),
-    );
-    pods["reinvocationPolicy"] = json!("IfNeeded");
+    let pod_hook = |name: &str, path: &str, audit: &str| {
+        let mut h = hook(
+            name,
+            path,
+            vec![
+                rule("", &["CREATE"], &["pods"], "Namespaced"),
+                rule("", &["UPDATE"], &["pods/ephemeralcontainers"], "Namespaced"),
+                rule("batch", &["CREATE"], &["jobs", "cronjobs"], "Namespaced"),
+            ],
+            name_selector(Some(job_namespaces(cfg)), &["kube-system", ns], Some(audit)),
+        );
+        h["reinvocationPolicy"] = json!("IfNeeded");
+        h
+    };
+    let pods = [
+        pod_hook(POD_WEBHOOK, "/mutate", "NotIn"),
+        pod_hook(AUDIT_POD_WEBHOOK, "/mutate-audit", "In"),
+    ];
     let mut namespaces = hook(
         "namespaces.floe-guard.floe.dev",
         "/validate",
-        vec![rule(&["CREATE", "UPDATE"], "namespaces", "Cluster")],
-        name_selector(None, &["kube-system", "kube-public", "kube-node-lease", ns]),
+        vec![rule("", &["CREATE", "UPDATE"], &["namespaces"], "Cluster")],
+        name_selector(
+            None,
+            &["kube-system", "kube-public", "kube-node-lease", ns],
+            None,
+        ),
     );
     namespaces["matchConditions"] = json!([{"name": "floe-managed", "expression": FLOE_MANAGED}]);
-    let config = |kind: &str, hook: Value| {
+    let config = |kind: &str, hooks: &[Value]| {
         json!({
             "apiVersion": "admissionregistration.k8s.io/v1", "kind": kind,
             "metadata": {"name": install.webhook, "labels": labels("webhook")},
-            "webhooks": [hook],
+            "webhooks": hooks,
         })
     };
     vec![
         Doc {
-            why: "Pod CREATE, and pods/ephemeralcontainers UPDATE (kubectl debug: the new containers\n\
-                  are hardened or denied like a new pod's), in the job namespaces only: floe-jobs and\n\
-                  each configured floe-DOMAIN-domain, by the immutable kubernetes.io/metadata.name\n\
-                  label (nobody can opt a namespace in or out by labelling it). A plain pod UPDATE is\n\
-                  never sent: a pod spec is immutable. reinvocationPolicy IfNeeded: a second call after\n\
+            why: "Pod CREATE, pods/ephemeralcontainers UPDATE (kubectl debug: the new containers are\n\
+                  hardened or denied like a new pod's) and Job/CronJob CREATE (their pod templates are\n\
+                  hardened like the pods they create), in the job namespaces only: floe-jobs and each\n\
+                  configured floe-DOMAIN-domain, by the immutable kubernetes.io/metadata.name label\n\
+                  (nobody can opt a namespace in or out by labelling it). A plain pod UPDATE is never\n\
+                  sent: a pod spec is immutable. reinvocationPolicy IfNeeded: a second call after\n\
                   another webhook added a container hardens that one too. failurePolicy Fail: an\n\
-                  unhardened job pod is never admitted because floe-guard was down (docs/break-glass.md).",
-            object: config("MutatingWebhookConfiguration", pods),
+                  unhardened job pod is never admitted because floe-guard was down (docs/break-glass.md).\n\
+                  The second entry is the same for namespaces labelled floe.dev/enforcement=audit (a\n\
+                  label only security.pod_security.enforcement_admins may set): what would be denied\n\
+                  is admitted unchanged, with warnings and a would-deny audit annotation.",
+            object: config("MutatingWebhookConfiguration", &pods),
         },
         Doc {
             why: "Namespace CREATE/UPDATE, only of floe's namespaces (matchConditions: a floe- name or\n\
                   the app.kubernetes.io/part-of: floe label, before or after the change), so namespace\n\
                   operations elsewhere never depend on floe-guard; the control plane's namespaces and\n\
                   floe-guard's own are never sent.",
-            object: config("ValidatingWebhookConfiguration", namespaces),
+            object: config("ValidatingWebhookConfiguration", &[namespaces]),
         },
     ]
 }
@@ -175,7 +197,7 @@ mod tests {
             .as_array()
             .unwrap()
             .iter()
-            .filter(|e| e["operator"] == op)
+            .filter(|e| e["operator"] == op && e["key"] == "kubernetes.io/metadata.name")
             .flat_map(|e| e["values"].as_array().unwrap().clone())
             .collect()
     }
@@ -197,6 +219,22 @@ mod tests {
             ["kube-system", "floe-guard"]
         );
         assert_eq!(selector_values(&docs[1], "In"), Vec::<Value>::new());
+        // The audit twin is sent the same namespaces, only those labelled audit.
+        let hooks = docs[0].object["webhooks"].as_array().unwrap();
+        assert_eq!(hooks[1]["name"], AUDIT_POD_WEBHOOK);
+        assert_eq!(hooks[1]["clientConfig"]["service"]["path"], "/mutate-audit");
+        assert_eq!(
+            hooks[0]["namespaceSelector"]["matchExpressions"][0],
+            hooks[1]["namespaceSelector"]["matchExpressions"][0]
+        );
+        assert_eq!(
+            hooks[0]["namespaceSelector"]["matchExpressions"][2],
+            json!({"key": ENFORCEMENT_LABEL, "operator": "NotIn", "values": ["audit"]})
+        );
+        assert_eq!(
+            hooks[1]["namespaceSelector"]["matchExpressions"][2],
+            json!({"key": ENFORCEMENT_LABEL, "operator": "In", "values": ["audit"]})
+        );
     }
 
     fn deployed(docs: &[Doc]) -> MutatingWebhookConfiguration {

@@ -39,6 +39,7 @@ pub struct AppState {
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/mutate", post(mutate))
+        .route("/mutate-audit", post(mutate_audit))
         .route("/validate", post(validate))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
@@ -77,6 +78,10 @@ async fn metrics(State(s): State<Arc<AppState>>) -> Response {
 
 async fn mutate(State(s): State<Arc<AppState>>, req: Request) -> Response {
     admit(&s, Endpoint::Mutate, req).await
+}
+
+async fn mutate_audit(State(s): State<Arc<AppState>>, req: Request) -> Response {
+    admit(&s, Endpoint::MutateAudit, req).await
 }
 
 async fn validate(State(s): State<Arc<AppState>>, req: Request) -> Response {
@@ -124,6 +129,7 @@ async fn admit(s: &AppState, endpoint: Endpoint, req: Request) -> Response {
                 elapsed.as_secs_f64(),
                 (log.patch_ops, log.patch_bytes),
             );
+            s.metrics.would_deny(&log.would_deny);
             tracing::info!(
                 webhook = webhook_name(endpoint),
                 uid = log.uid.as_str(),
@@ -399,6 +405,7 @@ fn uid_and_operation(body: &[u8]) -> (String, String) {
 fn webhook_name(endpoint: Endpoint) -> &'static str {
     match endpoint {
         Endpoint::Mutate => "mutate",
+        Endpoint::MutateAudit => "mutate-audit",
         Endpoint::Validate => "validate",
     }
 }

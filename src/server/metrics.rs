@@ -56,6 +56,11 @@ struct WebhookLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RuleLabel {
+    rule: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BuildLabels {
     version: &'static str,
 }
@@ -77,11 +82,13 @@ pub struct Metrics {
     connections: Gauge,
     tls_handshake_failures: Counter,
     ready: Gauge,
+    /// Audit mode: findings that enforcement would have denied, by rule.
+    would_deny: Family<RuleLabel, Counter>,
 }
 
 fn webhook(endpoint: Endpoint) -> &'static str {
     match endpoint {
-        Endpoint::Mutate => WEBHOOKS[0],
+        Endpoint::Mutate | Endpoint::MutateAudit => WEBHOOKS[0],
         Endpoint::Validate => WEBHOOKS[1],
     }
 }
@@ -102,6 +109,7 @@ impl Default for Metrics {
             connections: Gauge::default(),
             tls_handshake_failures: Counter::default(),
             ready: Gauge::default(),
+            would_deny: Family::default(),
         };
         for webhook in WEBHOOKS {
             for operation in OPERATIONS {
@@ -128,6 +136,11 @@ impl Metrics {
     /// Registers every metric under its name (counters get `_total`).
     fn register(mut self) -> Self {
         let r = &mut self.registry;
+        r.register(
+            "floe_guard_audit_would_deny",
+            "Audit mode: findings that enforcement would have denied, by rule (insecure field or PSS check).",
+            self.would_deny.clone(),
+        );
         r.register(
             "floe_guard_admission_requests",
             "Admission requests by webhook, operation and result (rejected: answered with an HTTP error).",
@@ -269,6 +282,15 @@ impl Metrics {
     /// Sets the readiness gauge.
     pub fn set_ready(&self, ready: bool) {
         self.ready.set(i64::from(ready));
+    }
+
+    /// Audit mode: counts each rule a review would have been denied for.
+    pub fn would_deny(&self, rules: &[String]) {
+        for rule in rules {
+            self.would_deny
+                .get_or_create(&RuleLabel { rule: rule.clone() })
+                .inc();
+        }
     }
 
     /// The Prometheus text exposition (format 0.0.4, served as

@@ -1,6 +1,6 @@
-//! The HTTPS admission server: `POST /mutate`, `POST /validate`, `/healthz`,
-//! `/readyz`, `/metrics` over TLS 1.2/1.3 with HTTP/1.1 keep-alive and HTTP/2
-//! (ALPN).
+//! The HTTPS admission server: `POST /mutate`, `POST /mutate-audit`,
+//! `POST /validate`, `/healthz`, `/readyz`, `/metrics` over TLS 1.2/1.3
+//! with HTTP/1.1 keep-alive and HTTP/2 (ALPN).
 //!
 //! [`start`] binds, loads the certificate and returns a [`Handle`] with the
 //! bound address, the readiness flag and the shutdown trigger, so tests run

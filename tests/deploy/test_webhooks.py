@@ -51,9 +51,37 @@ IDS = [s[0] for s in SOURCES]
 
 
 def webhook(objs, kind):
+    """The configuration and its (first) webhook. The mutating one has a
+    second, audit entry: the same but for its name, path and the side of
+    the floe.dev/enforcement=audit label it selects."""
     cfg = one(objs, kind)
-    assert len(cfg["webhooks"]) == 1
+    if kind == "MutatingWebhookConfiguration":
+        enforce, audit = cfg["webhooks"]
+        assert (enforce["name"], audit["name"]) == ("pods.floe-guard.floe.dev", "audit.pods.floe-guard.floe.dev")
+        assert audit["clientConfig"]["service"]["path"] == "/mutate-audit"
+        same = copy.deepcopy(audit)
+        same["name"] = enforce["name"]
+        same["clientConfig"]["service"]["path"] = enforce["clientConfig"]["service"]["path"]
+        same["namespaceSelector"]["matchExpressions"][-1]["operator"] = "NotIn"
+        assert same == enforce
+    else:
+        assert len(cfg["webhooks"]) == 1
     return cfg, cfg["webhooks"][0]
+
+
+@pytest.mark.parametrize("src", SOURCES, ids=IDS)
+def test_the_enforcement_label_sends_a_job_namespace_to_exactly_one_entry(src):
+    _, objs, own, jobs = src
+    cfg = one(objs, "MutatingWebhookConfiguration")
+    enforce, audit = cfg["webhooks"]
+    for ns in jobs:
+        for value, chosen in [(None, enforce), ("enforce", enforce), ("audit", audit)]:
+            labels = ns_labels(ns) if value is None else {**ns_labels(ns), "floe.dev/enforcement": value}
+            selected = [w["name"] for w in (enforce, audit) if selects(w["namespaceSelector"], labels)]
+            assert selected == [chosen["name"]], (ns, value)
+    for ns in ["default", "kube-system", own]:
+        labels = {**ns_labels(ns), "floe.dev/enforcement": "audit"}
+        assert not selects(audit["namespaceSelector"], labels), ns
 
 
 @pytest.mark.parametrize("src", SOURCES, ids=IDS)
@@ -76,14 +104,16 @@ def test_common_safety_properties(src):
 
 
 @pytest.mark.parametrize("src", SOURCES, ids=IDS)
-def test_mutating_webhook_matches_only_pod_create_and_debug_in_job_namespaces(src):
+def test_mutating_webhook_matches_only_pod_job_cronjob_create_and_debug_in_job_namespaces(src):
     _, objs, own, jobs = src
     _, wh = webhook(objs, "MutatingWebhookConfiguration")
-    # Pod CREATE, and the UPDATE of pods/ephemeralcontainers (kubectl debug);
-    # never a plain pod UPDATE.
+    # Pod CREATE, the UPDATE of pods/ephemeralcontainers (kubectl debug), and
+    # Job/CronJob CREATE (their pod templates); never a plain pod UPDATE nor
+    # a workload UPDATE.
     assert wh["rules"] == [
         {"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["pods"], "scope": "Namespaced"},
         {"apiGroups": [""], "apiVersions": ["v1"], "operations": ["UPDATE"], "resources": ["pods/ephemeralcontainers"], "scope": "Namespaced"},
+        {"apiGroups": ["batch"], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["jobs", "cronjobs"], "scope": "Namespaced"},
     ]
     assert wh["reinvocationPolicy"] == "IfNeeded"
     assert wh["clientConfig"]["service"]["path"] == "/mutate"

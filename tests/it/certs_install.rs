@@ -34,7 +34,7 @@ fn the_manifests_job_installs_then_a_second_run_changes_nothing() {
         ),
         "{stdout}"
     );
-    assert!(lines[2].starts_with("mutatingwebhookconfiguration floe-guard: caBundle set on pods.floe-guard.floe.dev (1 CA(s))"), "{stdout}");
+    assert!(lines[2].starts_with("mutatingwebhookconfiguration floe-guard: caBundle set on pods.floe-guard.floe.dev, audit.pods.floe-guard.floe.dev (1 CA(s))"), "{stdout}");
     assert!(lines[3].starts_with("validatingwebhookconfiguration floe-guard: caBundle set on namespaces.floe-guard.floe.dev (1 CA(s))"), "{stdout}");
     assert_eq!(
         fake.writes(),
@@ -72,7 +72,8 @@ fn the_manifests_job_installs_then_a_second_run_changes_nothing() {
         pem_certs(&decode(ca_secret["data"]["tls.crt"].as_str().unwrap()))
     );
     let bundles = fake.ca_bundles();
-    assert_eq!(bundles.len(), 2);
+    // pods, audit.pods (the audit-mode entry) and namespaces.
+    assert_eq!(bundles.len(), 3);
     for bundle in &bundles {
         assert_eq!(pem_certs(bundle), pem_certs(&ca));
     }

@@ -53,7 +53,7 @@ fn check_all(cfg: &Config) -> (usize, usize) {
     let (mut patched, mut denied) = (0, 0);
     for (path, object) in all {
         match decide(&object, cfg) {
-            Decision::Deny { reasons } => {
+            Decision::Deny { reasons, .. } => {
                 assert!(
                     !reasons.is_empty(),
                     "{}: denied without a reason",

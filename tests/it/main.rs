@@ -35,5 +35,7 @@ mod reliability_hostile;
 mod reliability_manifests;
 mod reliability_security;
 mod server_admission;
+mod server_audit;
 mod server_enforcement;
 mod server_lifecycle;
+mod server_templates;

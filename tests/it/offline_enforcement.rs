@@ -170,3 +170,35 @@ fn pss_check_denies_a_volume_source_this_build_does_not_know() {
     let o = run(&["pss", "check", "--level", "baseline", "-f", &file]);
     assert_eq!(o.status.code(), Some(0), "{o:?}");
 }
+
+#[test]
+fn mutate_hardens_a_job_template_and_denies_an_insecure_cronjob_naming_its_path() {
+    let job = mutate_json("examples/job.yaml", &[]);
+    let template = &job["spec"]["template"];
+    assert_eq!(template["spec"]["securityContext"]["runAsNonRoot"], true);
+    assert_eq!(
+        template["spec"]["containers"][0]["securityContext"]["allowPrivilegeEscalation"],
+        false
+    );
+    assert_eq!(job["spec"]["backoffLimit"], 2);
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut pod_spec = template["spec"].clone();
+    pod_spec["hostPID"] = json!(true);
+    let cron = json!({"apiVersion": "batch/v1", "kind": "CronJob",
+        "metadata": {"name": "nightly", "namespace": "floe-jobs"},
+        "spec": {"schedule": "@daily", "jobTemplate": {"spec": {"template": {"spec": pod_spec}}}}});
+    let o = run(&["mutate", "-f", &write(dir.path(), "cron.json", &cron)]);
+    assert_eq!(o.status.code(), Some(3), "{o:?}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("- spec.jobTemplate.spec.template.spec.hostPID is true"),
+        "{err}"
+    );
+    let deploy = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"}});
+    let o = run(&["mutate", "-f", &write(dir.path(), "d.json", &deploy)]);
+    assert!(
+        String::from_utf8_lossy(&o.stderr)
+            .contains("expected a Pod, Job or CronJob, got kind Deployment")
+    );
+}

@@ -155,6 +155,23 @@ pub fn pod_review(uid: &str, operation: &str, pod: Option<&Value>, old: Option<&
     )
 }
 
+/// An AdmissionReview v1 as kube-apiserver sends it for a `batch/v1` Job
+/// or CronJob (`kind` names it) CREATE by a user.
+pub fn workload_review(uid: &str, kind: &str, object: &Value) -> Value {
+    let resource = format!("{}s", kind.to_lowercase());
+    let mut r = review(
+        uid,
+        json!({"group": "batch", "version": "v1", "kind": kind}),
+        json!({"group": "batch", "version": "v1", "resource": resource}),
+        object["metadata"]["namespace"].as_str(),
+        "CREATE",
+        Some(object),
+        None,
+    );
+    r["request"]["userInfo"] = json!({"username": "alice", "groups": ["system:authenticated"]});
+    r
+}
+
 /// An AdmissionReview v1 for a Namespace.
 pub fn namespace_review(
     uid: &str,
