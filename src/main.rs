@@ -3,13 +3,12 @@
 
 #![forbid(unsafe_code)]
 
-use std::io::BufWriter;
 use std::process::ExitCode;
 
 use clap::Parser;
 use floe_guard::cli::{self, Cli, Command, EXIT_ERROR, LogFormat};
 use floe_guard::logs::format::LogLine;
-use tracing_appender::non_blocking::NonBlockingBuilder;
+use floe_guard::logs::writer::BatchedStderr;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
 
@@ -27,20 +26,20 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    // `serve` logs a line per review: handed to a writer thread
-    // (tracing-appender, blocking rather than dropping when its queue is
-    // full) that writes through a buffer flushed whenever the queue runs
-    // empty, so a busy server makes one `write` per batch, not per line
-    // (`docs/performance.md`). Other commands write straight to stderr.
+    // `serve` logs a line per review: batched (`logs::writer`, one `write`
+    // per 50 ms, no cross-thread wake-up per line; `docs/performance.md`).
+    // Other commands write straight to stderr.
     let flusher = if matches!(cli.command, Command::Serve(_)) {
-        let (writer, guard) = NonBlockingBuilder::default()
-            .lossy(false)
-            // The default queue of 128,000 lines takes 4 MiB at start.
-            .buffered_lines_limit(8192)
-            .thread_name("log-writer")
-            .finish(BufWriter::with_capacity(64 * 1024, std::io::stderr()));
-        init_logs(filter, cli.log_format, writer);
-        Some(guard)
+        match BatchedStderr::start() {
+            Ok((writer, flusher)) => {
+                init_logs(filter, cli.log_format, writer);
+                Some(flusher)
+            }
+            Err(e) => {
+                eprintln!("error: cannot start the log writer: {e}");
+                return ExitCode::from(EXIT_ERROR);
+            }
+        }
     } else {
         init_logs(filter, cli.log_format, std::io::stderr);
         None

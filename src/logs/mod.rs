@@ -1,4 +1,5 @@
-//! Log output: the line format ([`format`]). The server writes its lines
-//! through `tracing-appender`'s non-blocking writer (see `main.rs`).
+//! Log output: the line format ([`format`]) and the server's batched writer
+//! ([`writer`]).
 
 pub mod format;
+pub mod writer;
