@@ -7,13 +7,18 @@
 //! Run with `scripts/loadtest.sh` (builds the release binary first), or
 //! `cargo run --release --example loadtest -- --help`.
 
+#[path = "common/server.rs"]
+mod server;
+
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
+
+use server::Server;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use clap::Parser;
 use serde_json::{Value, json};
 
@@ -40,40 +45,15 @@ struct Args {
     containers: usize,
 }
 
-/// The server process, killed on drop.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let dir = std::env::temp_dir().join(format!("floe-guard-loadtest-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let ca_path = dir.join("ca.crt");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let child = Command::new(&args.binary)
-        .args(["serve", "--self-signed", "--shutdown-delay", "0", "--addr"])
-        .arg(format!("127.0.0.1:{port}"))
-        .arg("--ca-out")
-        .arg(&ca_path)
-        .stderr(Stdio::null())
-        .spawn()
-        .with_context(|| {
-            format!(
-                "cannot start {} (build it with `cargo build --release`)",
-                args.binary.display()
-            )
-        })?;
-    let server = Server(child);
-    let pid = server.0.id();
+    let server = Server::start(&args.binary, "loadtest", |cmd, _| {
+        cmd.stderr(Stdio::null());
+        Ok(())
+    })?;
+    let (port, ca_path, dir) = (server.port, server.ca_path.clone(), server.dir.clone());
+    let pid = server.child.id();
     let body = review(args.containers);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -11,13 +11,17 @@
 //! warm-up + duration + after seconds.
 
 mod flood;
+#[path = "../common/server.rs"]
+mod server;
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
+
+use server::Server;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use clap::Parser;
 use tokio::sync::watch;
 
@@ -60,44 +64,23 @@ struct Args {
     serve_args: Vec<String>,
 }
 
-/// The server process, killed on drop.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let dir = std::env::temp_dir().join(format!("floe-guard-attack-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let ca_path = dir.join("ca.crt");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let log = std::fs::File::create(dir.join("server.log"))?;
-    let child = Command::new(&args.binary)
-        .args(["serve", "--self-signed", "--shutdown-delay", "0", "--addr"])
-        .arg(format!("127.0.0.1:{port}"))
-        .arg("--ca-out")
-        .arg(&ca_path)
-        .args(&args.serve_args)
-        .env("FLOE_GUARD_MEMORY_LIMIT", &args.memory_limit)
-        .env("FLOE_GUARD_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .with_context(|| format!("cannot start {}", args.binary.display()))?;
-    let mut server = Server(child);
+    let mut server = Server::start(&args.binary, "attack", |cmd, dir| {
+        cmd.args(&args.serve_args)
+            .env("FLOE_GUARD_MEMORY_LIMIT", &args.memory_limit)
+            .env("FLOE_GUARD_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("server.log"))?);
+        Ok(())
+    })?;
+    let (port, ca_path, dir) = (server.port, server.ca_path.clone(), server.dir.clone());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     let result = rt.block_on(run(&args, port, &ca_path, &mut server));
-    let alive = server.0.try_wait()?.is_none();
+    let alive = server.child.try_wait()?.is_none();
     drop(server);
     println!("server log: {}", dir.join("server.log").display());
     let report = result?;
@@ -114,7 +97,7 @@ async fn run(
     ca_path: &std::path::Path,
     server: &mut Server,
 ) -> anyhow::Result<String> {
-    let pid = server.0.id();
+    let pid = server.child.id();
     let deadline = Instant::now() + Duration::from_secs(20);
     let ca = loop {
         if let Ok(ca) = std::fs::read(ca_path)
@@ -132,7 +115,7 @@ async fn run(
                 break ca;
             }
         }
-        if Instant::now() > deadline || server.0.try_wait()?.is_some() {
+        if Instant::now() > deadline || server.child.try_wait()?.is_some() {
             bail!("the server did not become ready on port {port}");
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -173,7 +156,7 @@ async fn run(
     while attack_start.elapsed() < Duration::from_secs(args.duration) {
         tokio::time::sleep(Duration::from_millis(200)).await;
         max_rss_kb = max_rss_kb.max(flood::status_kb(pid, "VmRSS"));
-        if server.0.try_wait()?.is_some() {
+        if server.child.try_wait()?.is_some() {
             break;
         }
     }

@@ -15,7 +15,8 @@ use k8s_openapi::api::admissionregistration::v1::{
     MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
 };
 
-use super::Outcome;
+use super::network::ClusterArgs;
+use super::{Outcome, block_on};
 use crate::certs::rotate::{self, Current, Step, Target, WebhookKind};
 use crate::certs::secret::tls_secret;
 use crate::certs::{Bundle, MAX_DAYS, SanList};
@@ -108,23 +109,15 @@ pub struct InstallArgs {
     /// drops the old CA.
     #[arg(long)]
     rotate_ca: bool,
-    /// Kubeconfig file (default: $KUBECONFIG, ~/.kube/config, else in-cluster).
-    #[arg(long, value_name = "FILE")]
-    kubeconfig: Option<PathBuf>,
-    /// Kubeconfig context (default: the current context).
-    #[arg(long)]
-    context: Option<String>,
+    #[command(flatten)]
+    cluster: ClusterArgs,
 }
 
 /// Runs `floe-guard certs …`.
 pub fn run(command: CertsCommand) -> anyhow::Result<Outcome> {
     match command {
         CertsCommand::Generate(a) => generate(a),
-        CertsCommand::Install(a) => tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .context("cannot start the async runtime")?
-            .block_on(install(a)),
+        CertsCommand::Install(a) => block_on(install(a)),
     }
 }
 
@@ -195,10 +188,9 @@ async fn install(a: InstallArgs) -> anyhow::Result<Outcome> {
         ca_days,
         ca_overlap,
         rotate_ca,
-        kubeconfig,
-        context,
+        cluster,
     } = a;
-    let kube = Kube::connect(kubeconfig.as_deref(), context.as_deref()).await?;
+    let kube = cluster.connect().await?;
     let target = Target {
         service,
         namespace,
@@ -255,23 +247,17 @@ async fn write(kube: &Kube, steps: &[Step]) -> Result<(), ClusterError> {
             Step::CreateSecret { secret, .. } => drop(kube.create(secret.as_ref()).await?),
             Step::ReplaceSecret { secret, .. } => drop(kube.replace(secret.as_ref()).await?),
             Step::PatchWebhooks {
-                kind: WebhookKind::Mutating,
-                name,
-                patch,
-                ..
-            } => drop(
-                kube.patch_strategic::<MutatingWebhookConfiguration>(name, patch)
-                    .await?,
-            ),
-            Step::PatchWebhooks {
-                kind: WebhookKind::Validating,
-                name,
-                patch,
-                ..
-            } => drop(
-                kube.patch_strategic::<ValidatingWebhookConfiguration>(name, patch)
-                    .await?,
-            ),
+                kind, name, patch, ..
+            } => match kind {
+                WebhookKind::Mutating => drop(
+                    kube.patch_strategic::<MutatingWebhookConfiguration>(name, patch)
+                        .await?,
+                ),
+                WebhookKind::Validating => drop(
+                    kube.patch_strategic::<ValidatingWebhookConfiguration>(name, patch)
+                        .await?,
+                ),
+            },
         }
         println!("{}", step.summary());
     }
